@@ -177,3 +177,80 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Provider source address, as users write it in `required_providers`.
+pub const PROVIDER_SOURCE: &str = "compliance-monitor/compliance";
+/// The version the mirror publishes the local build as.
+pub const PROVIDER_VERSION: &str = "0.1.0";
+
+/// The Cargo target folder of this workspace (`CARGO_TARGET_DIR` or `<workspace>/target`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// The workspace root (the folder above `tests/support`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The provider binary built in the dev profile; panics with the build command when missing.
+pub fn provider_bin() -> PathBuf {
+    let path = target_dir().join("debug").join("terraform-provider-compliance");
+    assert!(
+        path.exists(),
+        "the provider binary {} is missing: run `cargo build -p terraform-provider-compliance` \
+         (`cargo xtask test` does)",
+        path.display()
+    );
+    path
+}
+
+/// Installs `binary` into a filesystem mirror under `dir` and writes a Terraform CLI config that
+/// installs this provider from it (and nothing from the network). Returns the CLI config's path.
+pub fn install_mirror(binary: &Path, dir: &Path) -> PathBuf {
+    let platform = "linux_amd64";
+    let pkg = dir
+        .join("mirror/registry.terraform.io")
+        .join(PROVIDER_SOURCE)
+        .join(PROVIDER_VERSION)
+        .join(platform);
+    std::fs::create_dir_all(&pkg).expect("create mirror folder");
+    let target = pkg.join(format!("terraform-provider-compliance_v{PROVIDER_VERSION}"));
+    let _ = std::fs::remove_file(&target);
+    std::fs::copy(binary, &target).expect("copy provider into mirror");
+    let config = dir.join("terraform.rc");
+    std::fs::write(
+        &config,
+        format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/compliance-monitor/*\"]\n  }}\n}}\n",
+            dir.join("mirror").display()
+        ),
+    )
+    .expect("write CLI config");
+    config
+}
+
+/// A `terraform` command in `workdir` using the CLI config `cli_config`, with the network calls
+/// Terraform would make on its own (update checks) turned off.
+pub fn terraform(workdir: &Path, cli_config: &Path) -> Command {
+    let mut cmd = Command::new(terraform_bin());
+    cmd.current_dir(workdir)
+        .env("TF_CLI_CONFIG_FILE", cli_config)
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("TF_IN_AUTOMATION", "1")
+        .env("TF_INPUT", "0")
+        .env_remove("TF_PLUGIN_CACHE_DIR")
+        .env_remove("TF_REATTACH_PROVIDERS")
+        .env_remove("TF_LOG");
+    cmd
+}
+
+/// The value Terraform sets in `TF_PLUGIN_MAGIC_COOKIE` when it starts a provider.
+pub const TF_MAGIC_COOKIE: &str =
+    "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";

@@ -1,0 +1,56 @@
+//! The compliance monitor provider: its provider block and the `compliance_monitor` resource, which
+//! maps configuration to the desired stack.
+
+pub mod names;
+pub mod resource;
+pub mod schema;
+pub mod settings;
+pub mod validate;
+
+use std::sync::{Arc, OnceLock};
+
+use crate::protocol::diag::Diagnostics;
+use crate::protocol::schema::Schema;
+use crate::protocol::service::{Provider, Resource};
+use crate::protocol::value::Value;
+use settings::ProviderSettings;
+
+/// Source address users write in `required_providers`.
+pub const SOURCE_ADDRESS: &str = "registry.terraform.io/compliance-monitor/compliance";
+
+/// The provider.
+pub struct ComplianceProvider {
+    schema: Schema,
+    settings: Arc<OnceLock<ProviderSettings>>,
+}
+
+impl Default for ComplianceProvider {
+    fn default() -> Self {
+        ComplianceProvider {
+            schema: schema::provider_schema(),
+            settings: Arc::new(OnceLock::new()),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Provider for ComplianceProvider {
+    fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    fn resources(&self) -> Vec<Arc<dyn Resource>> {
+        vec![Arc::new(resource::ComplianceMonitor::new(self.settings.clone()))]
+    }
+
+    fn validate(&self, config: &Value) -> Diagnostics {
+        settings::validate_provider(config)
+    }
+
+    async fn configure(&self, config: Value, terraform_version: &str) -> Diagnostics {
+        tracing::info!(terraform_version, "configuring provider");
+        // Terraform configures each provider process once; a second call keeps the first settings.
+        let _ = self.settings.set(ProviderSettings::from_config(&config));
+        Diagnostics::default()
+    }
+}

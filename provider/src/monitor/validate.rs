@@ -1,0 +1,207 @@
+//! Checks on configuration values, run before any AWS call. Each returns the detail of the error:
+//! what is wrong and how to fix it.
+
+use super::names::MAX_SUFFIX_LEN;
+
+/// Retention periods CloudWatch Logs accepts, in days.
+pub const LOG_RETENTION_DAYS: [i64; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// Lambda memory limits in MB.
+pub const LAMBDA_MEMORY_MB: (i64, i64) = (128, 10240);
+/// Lambda timeout limits in seconds.
+pub const LAMBDA_TIMEOUT_SECONDS: (i64, i64) = (1, 900);
+
+/// The suffix must give a valid S3 bucket name and Lambda/IAM names within 64 characters.
+pub fn environment_suffix(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("The suffix is empty. Set a short name such as \"dev\" or \"prod-eu\".".into());
+    }
+    if s.len() > MAX_SUFFIX_LEN {
+        return Err(format!(
+            "The suffix is {} characters; at most {MAX_SUFFIX_LEN} fit, since \"compliance-reporter-<suffix>\" \
+             names a Lambda function and an IAM role, which allow 64. Use a shorter suffix.",
+            s.len()
+        ));
+    }
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Err(format!(
+            "The suffix contains {c:?}. It becomes part of the S3 bucket name \"compliance-results-{s}\", \
+             which allows only lowercase letters, digits and hyphens. Use those only."
+        ));
+    }
+    if s.ends_with('-') {
+        return Err(format!(
+            "The suffix ends with a hyphen, so the bucket name \"compliance-results-{s}\" would too; \
+             S3 bucket names must end with a letter or digit."
+        ));
+    }
+    for reserved in ["-s3alias", "--ol-s3", "--x-s3", "--table-s3"] {
+        if s.ends_with(reserved) {
+            return Err(format!(
+                "The suffix ends with {reserved:?}, which S3 reserves at the end of bucket names. Choose another."
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A plausible e-mail address: one `@`, a local part, a dotted domain, no spaces.
+pub fn email(s: &str) -> Result<(), String> {
+    let fix = "Set alert_email to an address such as \"team@example.com\".";
+    let Some((local, domain)) = s.split_once('@') else {
+        return Err(format!("{s:?} has no \"@\". {fix}"));
+    };
+    let ok = !local.is_empty()
+        && local.len() <= 64
+        && s.len() <= 254
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{s:?} is not an e-mail address. {fix}"))
+    }
+}
+
+/// An EventBridge schedule: `rate(N unit)` or a 6-field `cron(...)`.
+pub fn schedule(s: &str) -> Result<(), String> {
+    let fix = "Use rate(N minutes|hours|days), e.g. \"rate(6 hours)\", or a 6-field cron(...), e.g. \"cron(0 0 * * ? *)\".";
+    if let Some(inner) = s.strip_prefix("rate(").and_then(|r| r.strip_suffix(')')) {
+        let mut parts = inner.split_whitespace();
+        let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("{s:?} is not \"rate(N unit)\". {fix}"));
+        };
+        let n: u64 = match n.parse() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(format!("{s:?}: the rate must be a whole number above 0. {fix}")),
+        };
+        let (singular, plural) = match unit.trim_end_matches('s') {
+            "minute" => ("minute", "minutes"),
+            "hour" => ("hour", "hours"),
+            "day" => ("day", "days"),
+            _ => return Err(format!("{s:?}: unit {unit:?} is not minute(s), hour(s) or day(s). {fix}")),
+        };
+        // EventBridge insists on "1 hour" and "6 hours".
+        let want = if n == 1 { singular } else { plural };
+        if unit != want {
+            return Err(format!("{s:?}: write \"rate({n} {want})\"; EventBridge rejects \"{n} {unit}\"."));
+        }
+        return Ok(());
+    }
+    if let Some(inner) = s.strip_prefix("cron(").and_then(|r| r.strip_suffix(')')) {
+        let fields: Vec<&str> = inner.split_whitespace().collect();
+        if fields.len() != 6 {
+            return Err(format!(
+                "{s:?} has {} fields; EventBridge cron takes 6 (minutes hours day-of-month month day-of-week year). {fix}",
+                fields.len()
+            ));
+        }
+        let allowed = |f: &str| f.chars().all(|c| c.is_ascii_alphanumeric() || ",-*/?LW#".contains(c));
+        if let Some(bad) = fields.iter().find(|f| !allowed(f)) {
+            return Err(format!("{s:?}: field {bad:?} has characters cron does not allow. {fix}"));
+        }
+        if (fields[2] == "?") == (fields[4] == "?") {
+            return Err(format!(
+                "{s:?}: exactly one of day-of-month (3rd field) and day-of-week (5th field) must be \"?\". {fix}"
+            ));
+        }
+        return Ok(());
+    }
+    Err(format!("{s:?} is neither rate(...) nor cron(...). {fix}"))
+}
+
+/// A retention CloudWatch Logs accepts.
+pub fn log_retention(days: i64) -> Result<(), String> {
+    if LOG_RETENTION_DAYS.contains(&days) {
+        Ok(())
+    } else {
+        let list: Vec<String> = LOG_RETENTION_DAYS.iter().map(i64::to_string).collect();
+        Err(format!(
+            "CloudWatch Logs does not accept {days} days. Use one of: {}.",
+            list.join(", ")
+        ))
+    }
+}
+
+/// A whole number within `lo..=hi`.
+pub fn in_range(n: i64, (lo, hi): (i64, i64), what: &str) -> Result<(), String> {
+    if (lo..=hi).contains(&n) {
+        Ok(())
+    } else {
+        Err(format!("{n} is outside {what}'s limits; use a value from {lo} to {hi}."))
+    }
+}
+
+/// A tag key AWS accepts.
+pub fn tag_key(k: &str) -> Result<(), String> {
+    if k.trim().is_empty() {
+        return Err("A tag key is empty or blank. Remove it or give it a name.".into());
+    }
+    if k.chars().count() > 128 {
+        return Err(format!("Tag key {k:?} is longer than AWS's 128 characters. Shorten it."));
+    }
+    if k.to_ascii_lowercase().starts_with("aws:") {
+        return Err(format!("Tag key {k:?} starts with \"aws:\", which AWS reserves. Rename it."));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes() {
+        assert!(environment_suffix("dev").is_ok());
+        assert!(environment_suffix("prod-eu-1").is_ok());
+        assert!(environment_suffix(&"a".repeat(44)).is_ok());
+        for bad in ["", "Dev", "dev_1", "dev.1", "dev-", &"a".repeat(45), "x-s3alias", "a b"] {
+            assert!(environment_suffix(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        assert!(email("compliance-team@example.com").is_ok());
+        assert!(email("a.b+c@sub.example.org").is_ok());
+        for bad in ["", "team", "team@", "@example.com", "team@example", "a b@example.com", "a@@b.com", "a@b..com"] {
+            assert!(email(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn schedules() {
+        for ok in ["rate(6 hours)", "rate(1 hour)", "rate(5 minutes)", "rate(1 day)", "cron(0 0 * * ? *)", "cron(0/15 * ? * MON-FRI *)"] {
+            assert!(schedule(ok).is_ok(), "{ok:?} refused: {:?}", schedule(ok));
+        }
+        for bad in ["", "every 6 hours", "rate(6 hour)", "rate(1 hours)", "rate(0 hours)", "rate(6 weeks)", "cron(0 0 * * *)", "cron(0 0 * * * *)", "cron(0 0 ? * ? *)", "rate(six hours)"] {
+            assert!(schedule(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn retention_list() {
+        assert!(log_retention(30).is_ok());
+        assert!(log_retention(3653).is_ok());
+        assert!(log_retention(31).is_err());
+        assert!(log_retention(0).is_err());
+    }
+
+    #[test]
+    fn tag_keys() {
+        assert!(tag_key("Owner").is_ok());
+        assert!(tag_key(" ").is_err());
+        assert!(tag_key("aws:foo").is_err());
+        assert!(tag_key(&"k".repeat(129)).is_err());
+    }
+}

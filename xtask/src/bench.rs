@@ -1,0 +1,162 @@
+//! The provider benchmark: time from exec to the handshake line, and the provider's peak RSS
+//! through a real `terraform plan`. Release build, since that is what users run.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use test_support::{install_mirror, terraform, workspace_root};
+
+use crate::run;
+
+const HANDSHAKE_RUNS: usize = 30;
+
+/// Builds the release provider and prints its figures.
+pub fn run_bench() -> Result<(), String> {
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(workspace_root())
+        .args(["build", "--release", "-p", "terraform-provider-compliance", "-p", "xtask"]))?;
+    let target = test_support::target_dir().join("release");
+    let provider = target.join("terraform-provider-compliance");
+
+    // 1. exec -> handshake line, with AutoMTLS on as under Terraform (certificate generated).
+    let work = test_support::target_dir().join("bench");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let client_cert = p521_client_cert(&work)?;
+    let mut times = Vec::with_capacity(HANDSHAKE_RUNS);
+    for _ in 0..HANDSHAKE_RUNS {
+        times.push(handshake_time(&provider, &client_cert)?);
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    let p90 = times[times.len() * 9 / 10];
+
+    // 2. Peak RSS of the provider process through `terraform plan`, measured by a wrapper
+    //    that Terraform starts in place of the provider (dev_overrides) and that waits for it.
+    let rss_file = work.join("rss.txt");
+    let wrapper_dir = work.join("wrapper");
+    std::fs::create_dir_all(&wrapper_dir).map_err(|e| e.to_string())?;
+    let wrapper = wrapper_dir.join("terraform-provider-compliance");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec '{}' rss-wrap '{}' '{}'\n",
+            target.join("xtask").display(),
+            provider.display(),
+            rss_file.display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    make_executable(&wrapper)?;
+    let config = work.join("dev.rc");
+    std::fs::write(
+        &config,
+        format!(
+            "provider_installation {{\n  dev_overrides {{\n    \"compliance-monitor/compliance\" = \"{}\"\n  }}\n}}\n",
+            wrapper_dir.display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    // The mirror is unused with dev_overrides; installing it keeps the CLI config helpers shared.
+    let _ = install_mirror(&provider, &work);
+    let example = workspace_root().join("examples").join("terraform");
+    let start = Instant::now();
+    let out = terraform(&example, &config)
+        .env("TF_DATA_DIR", work.join(".terraform"))
+        .args(["plan", "-no-color", "-lock=false", "-refresh=false"])
+        .arg(format!("-state={}", work.join("none.tfstate").display()))
+        .output()
+        .map_err(|e| e.to_string())?;
+    let plan_time = start.elapsed();
+    if !out.status.success() {
+        return Err(format!(
+            "terraform plan failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let rss_kb: u64 = std::fs::read_to_string(&rss_file)
+        .map_err(|e| format!("the wrapper wrote no RSS figure: {e}"))?
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .max()
+        .ok_or("no RSS figure")?;
+
+    println!("provider benchmark (release build, {HANDSHAKE_RUNS} runs)");
+    println!("  exec -> handshake line (AutoMTLS): median {:.1} ms, p90 {:.1} ms   target < 20 ms", ms(median), ms(p90));
+    println!("  peak RSS through terraform plan:   {:.1} MB   target < 20 MB", rss_kb as f64 / 1024.0);
+    println!("  terraform plan wall time:          {:.0} ms", ms(plan_time));
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn make_executable(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())
+}
+
+fn handshake_time(provider: &Path, client_cert: &str) -> Result<Duration, String> {
+    let start = Instant::now();
+    let mut child = Command::new(provider)
+        .env("TF_PLUGIN_MAGIC_COOKIE", test_support::TF_MAGIC_COOKIE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "6")
+        .env("PLUGIN_CLIENT_CERT", client_cert)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let elapsed = start.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    if !line.starts_with("1|6|tcp|127.0.0.1:") {
+        return Err(format!("unexpected handshake line {line:?}"));
+    }
+    Ok(elapsed)
+}
+
+/// A self-signed ECDSA P-521 certificate like the one Terraform passes in `PLUGIN_CLIENT_CERT`.
+fn p521_client_cert(dir: &Path) -> Result<String, String> {
+    let cert = dir.join("client.pem");
+    run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521", "-nodes"])
+        .arg("-keyout")
+        .arg(dir.join("client.key"))
+        .arg("-out")
+        .arg(&cert)
+        .args(["-subj", "/CN=localhost", "-days", "1"])
+        .stderr(Stdio::null()))?;
+    std::fs::read_to_string(&cert).map_err(|e| e.to_string())
+}
+
+/// `xtask rss-wrap PROVIDER OUT`: runs the provider with this process's stdio and environment,
+/// waits, and appends its peak RSS in KB to OUT.
+pub fn rss_wrap(args: &[String]) -> Result<(), String> {
+    let [provider, out] = args else {
+        return Err("usage: xtask rss-wrap PROVIDER OUT".into());
+    };
+    let status = Command::new(provider).status().map_err(|e| e.to_string())?;
+    // SAFETY: getrusage writes into the zeroed struct we pass; RUSAGE_CHILDREN covers the
+    // provider, the only child this process waited for.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut u);
+        u
+    };
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)
+        .map_err(|e| e.to_string())?;
+    writeln!(f, "{}", usage.ru_maxrss).map_err(|e| e.to_string())?;
+    std::process::exit(status.code().unwrap_or(1));
+}
