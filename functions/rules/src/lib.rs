@@ -3,4 +3,9 @@
 //! This crate holds no AWS client: the scanner and reporter binaries fetch data, and everything they
 //! decide is decided here, so every rule is a fast unit test.
 
+pub mod groups;
+pub mod input;
 pub mod result;
+pub mod settings;
+pub mod tags;
+pub mod verdict;

@@ -110,7 +110,7 @@ pub enum Reason {
 }
 
 /// One security-group rule that opens the group to the world in a forbidden way.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Violation {
     /// The group holding the rule.
     pub group_id: String,
