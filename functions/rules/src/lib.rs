@@ -5,6 +5,7 @@
 
 pub mod groups;
 pub mod input;
+pub mod report;
 pub mod result;
 pub mod settings;
 pub mod tags;

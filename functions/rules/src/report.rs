@@ -1,0 +1,592 @@
+//! The daily report: a streaming fold of one UTC day's scans into the figures people read and
+//! machines parse. `docs/report.md` documents the JSON field by field.
+//!
+//! Scans are folded one at a time with [`DayAccumulator::add_scan`], so a day of many large scans
+//! never sits in memory at once: only a few counters per instance are kept.
+
+pub mod csv;
+mod decode;
+pub mod html;
+mod timestamp;
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::result::{InstanceResult, Reason, ScanResult, Violation};
+
+pub use decode::{read_scan, ReadScanError};
+pub use timestamp::{parse_rfc3339, Instant};
+
+/// Version of the report format. Readers (the next day's run, for the trend) ignore other versions.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// An instance's verdict in one scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Judged compliant.
+    Compliant,
+    /// Judged non-compliant.
+    NonCompliant,
+    /// Exempt by tag: neither compliant nor non-compliant.
+    Exempt,
+}
+
+impl Verdict {
+    /// The verdict a scan gave one instance.
+    pub fn of(instance: &InstanceResult) -> Verdict {
+        if instance.exempt {
+            Verdict::Exempt
+        } else if instance.compliant {
+            Verdict::Compliant
+        } else {
+            Verdict::NonCompliant
+        }
+    }
+
+    /// The spelling used in the JSON, CSV and HTML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Compliant => "compliant",
+            Verdict::NonCompliant => "non-compliant",
+            Verdict::Exempt => "exempt",
+        }
+    }
+}
+
+/// The report of one UTC day, stored as `reports/YYYY/MM/DD/report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DailyReport {
+    /// Format version, [`REPORT_SCHEMA_VERSION`] when written by this crate.
+    pub schema_version: u32,
+    /// The UTC day reported on, `YYYY-MM-DD`.
+    pub date: String,
+    /// When the report was made (RFC 3339, UTC).
+    pub generated_at: String,
+    /// The stack that ran the day's latest scan, when any scan was read.
+    pub stack: Option<String>,
+    /// One sentence a person can read: the day's figures, or why there are none.
+    pub message: String,
+    /// Scan objects read and folded into the figures.
+    pub scans_analysed: u64,
+    /// Average, minimum and latest compliance; absent when no scan was analysed.
+    pub compliance: Option<ComplianceFigures>,
+    /// The analysed scans in the order they started (the chart's points).
+    pub scans: Vec<ScanPoint>,
+    /// Distinct instances seen in any analysed scan.
+    pub instances_seen: u64,
+    /// Instances non-compliant in every analysed scan of the day, by id.
+    pub persistent_offenders: Vec<String>,
+    /// Instances compliant at the end of the day that were non-compliant at its start, by id.
+    pub became_compliant: Vec<String>,
+    /// Instances non-compliant at the end of the day that were not at its start, by id.
+    pub new_offenders: Vec<String>,
+    /// The comparison with the previous day's report, when that report exists.
+    pub trend: Option<Trend>,
+    /// Objects under the day's scan prefix that could not be used, with the reason.
+    pub skipped: Vec<SkippedObject>,
+    /// One row per instance seen, worst first.
+    pub instances: Vec<InstanceDay>,
+}
+
+/// The day's compliance percentages, taken from each scan's summary.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ComplianceFigures {
+    /// Mean of the scans' compliance percentages.
+    pub average: f64,
+    /// Lowest compliance percentage of the day.
+    pub minimum: f64,
+    /// Compliance percentage of the scan that started last.
+    pub latest: f64,
+}
+
+/// One analysed scan, as a point of the day's chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanPoint {
+    /// The object key it was read from.
+    pub key: String,
+    /// When the scan started (RFC 3339).
+    pub started_at: String,
+    /// Its compliance percentage.
+    pub compliance_percentage: f64,
+    /// Instances it scanned (exempt ones included).
+    pub scanned: u64,
+    /// Instances it judged compliant.
+    pub compliant: u64,
+    /// Instances it judged non-compliant.
+    pub non_compliant: u64,
+    /// Instances it found exempt.
+    pub exempt: u64,
+}
+
+/// How the day compares with the day before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trend {
+    /// The previous day, `YYYY-MM-DD`.
+    pub previous_date: String,
+    /// The previous day's average compliance, when it had scans.
+    pub previous_average: Option<f64>,
+    /// This day's average minus the previous day's, in percentage points.
+    pub average_change: Option<f64>,
+    /// The previous day's latest compliance, when it had scans.
+    pub previous_latest: Option<f64>,
+    /// This day's latest minus the previous day's, in percentage points.
+    pub latest_change: Option<f64>,
+    /// The previous day's count of persistent offenders.
+    pub previous_persistent_offenders: u64,
+    /// This day's count minus the previous day's.
+    pub persistent_offenders_change: i64,
+    /// Direction of the average compliance.
+    pub direction: Direction,
+}
+
+/// Which way average compliance moved since the previous day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Higher than the day before.
+    Improving,
+    /// Lower than the day before.
+    Worsening,
+    /// Equal to the day before (to 0.01 percentage points).
+    Steady,
+    /// One of the two days has no scans to compare.
+    Unknown,
+}
+
+impl Direction {
+    /// The spelling used in the JSON and HTML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Improving => "improving",
+            Direction::Worsening => "worsening",
+            Direction::Steady => "steady",
+            Direction::Unknown => "unknown",
+        }
+    }
+}
+
+/// An object that was not folded into the report, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedObject {
+    /// The object key.
+    pub key: String,
+    /// Why it was skipped (missing, empty, truncated, not JSON, unknown schema_version, ...).
+    pub reason: String,
+}
+
+/// One instance over the day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceDay {
+    /// The EC2 instance id.
+    pub instance_id: String,
+    /// Its `Name` tag in the latest scan that saw it.
+    pub name: Option<String>,
+    /// Its region.
+    pub region: String,
+    /// Analysed scans that saw it.
+    pub scans: u64,
+    /// Of those, the scans that judged it non-compliant.
+    pub non_compliant_scans: u64,
+    /// Of those, the scans that found it exempt.
+    pub exempt_scans: u64,
+    /// Its verdict in the latest scan that saw it.
+    pub latest_verdict: Verdict,
+    /// Non-compliant in every analysed scan of the day.
+    pub persistent_offender: bool,
+    /// Required tags missing in any scan of the day, sorted.
+    pub missing_tags: Vec<String>,
+    /// Violations inherited in any scan of the day, described, sorted.
+    pub violations: Vec<String>,
+}
+
+/// What is kept per instance while the day is folded.
+struct Track {
+    name: Option<String>,
+    region: String,
+    scans: u64,
+    non_compliant: u64,
+    exempt: u64,
+    first: (Instant, Verdict),
+    last: (Instant, Verdict),
+    last_scan_seq: u64,
+    missing_tags: BTreeSet<String>,
+    violations: BTreeSet<String>,
+}
+
+/// Folds one day's scans, one at a time, into a [`DailyReport`].
+pub struct DayAccumulator {
+    date: String,
+    generated_at: String,
+    scans: Vec<(Instant, ScanPoint)>,
+    latest_stack: Option<(Instant, String)>,
+    instances: HashMap<String, Track>,
+    skipped: Vec<SkippedObject>,
+}
+
+impl DayAccumulator {
+    /// Starts the report of `date` (`YYYY-MM-DD`), made at `generated_at` (RFC 3339).
+    pub fn new(date: &str, generated_at: &str) -> DayAccumulator {
+        DayAccumulator {
+            date: date.to_string(),
+            generated_at: generated_at.to_string(),
+            scans: Vec::new(),
+            latest_stack: None,
+            instances: HashMap::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// Folds one scan, read from object `key`, into the day. Scans may come in any order.
+    ///
+    /// A scan whose `started_at` is not an RFC 3339 time cannot be placed in the day and is
+    /// skipped (named in the report) instead.
+    pub fn add_scan(&mut self, key: &str, scan: &ScanResult) {
+        let Some(at) = parse_rfc3339(&scan.started_at) else {
+            self.skip(
+                key,
+                &format!("started_at {:?} is not an RFC 3339 time", scan.started_at),
+            );
+            return;
+        };
+        let seq = self.scans.len() as u64 + 1;
+        self.scans.push((
+            at,
+            ScanPoint {
+                key: key.to_string(),
+                started_at: scan.started_at.clone(),
+                compliance_percentage: scan.summary.compliance_percentage,
+                scanned: scan.summary.scanned,
+                compliant: scan.summary.compliant,
+                non_compliant: scan.summary.non_compliant,
+                exempt: scan.summary.exempt,
+            },
+        ));
+        if self.latest_stack.as_ref().is_none_or(|(t, _)| at >= *t) {
+            self.latest_stack = Some((at, scan.stack.clone()));
+        }
+        for instance in &scan.instances {
+            let verdict = Verdict::of(instance);
+            let track = self
+                .instances
+                .entry(instance.instance_id.clone())
+                .or_insert_with(|| Track {
+                    name: instance.name.clone(),
+                    region: instance.region.clone(),
+                    scans: 0,
+                    non_compliant: 0,
+                    exempt: 0,
+                    first: (at, verdict),
+                    last: (at, verdict),
+                    last_scan_seq: 0,
+                    missing_tags: BTreeSet::new(),
+                    violations: BTreeSet::new(),
+                });
+            // An id listed twice in one scan is counted once.
+            if track.last_scan_seq == seq {
+                continue;
+            }
+            track.last_scan_seq = seq;
+            track.scans += 1;
+            match verdict {
+                Verdict::NonCompliant => track.non_compliant += 1,
+                Verdict::Exempt => track.exempt += 1,
+                Verdict::Compliant => {}
+            }
+            if at < track.first.0 {
+                track.first = (at, verdict);
+            }
+            if at >= track.last.0 {
+                track.last = (at, verdict);
+                track.name = instance.name.clone();
+                track.region = instance.region.clone();
+            }
+            track
+                .missing_tags
+                .extend(instance.missing_tags.iter().cloned());
+            track
+                .violations
+                .extend(instance.violations.iter().map(describe_violation));
+        }
+    }
+
+    /// Names an object that could not be used, and why.
+    pub fn skip(&mut self, key: &str, why: &str) {
+        self.skipped.push(SkippedObject {
+            key: key.to_string(),
+            reason: why.to_string(),
+        });
+    }
+
+    /// The report of the day, compared with the previous day's report when there is one.
+    ///
+    /// An instance's state at the start of the day is its latest verdict in the previous day's
+    /// report when that report analysed scans (an instance absent from it had no verdict), else
+    /// its verdict in the day's first scan.
+    pub fn finish(self, previous_day_report: Option<&DailyReport>) -> DailyReport {
+        let mut scans = self.scans;
+        scans.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
+        let scans_analysed = scans.len() as u64;
+        let compliance = (!scans.is_empty()).then(|| {
+            let sum: f64 = scans.iter().map(|s| s.1.compliance_percentage).sum();
+            ComplianceFigures {
+                average: sum / scans.len() as f64,
+                minimum: scans
+                    .iter()
+                    .map(|s| s.1.compliance_percentage)
+                    .fold(f64::INFINITY, f64::min),
+                latest: scans[scans.len() - 1].1.compliance_percentage,
+            }
+        });
+        let day_start = scans.first().map(|s| s.0);
+        let baseline: Option<HashMap<&str, Verdict>> = previous_day_report
+            .filter(|p| p.scans_analysed > 0)
+            .map(|p| {
+                p.instances
+                    .iter()
+                    .map(|i| (i.instance_id.as_str(), i.latest_verdict))
+                    .collect()
+            });
+
+        let mut persistent_offenders = Vec::new();
+        let mut became_compliant = Vec::new();
+        let mut new_offenders = Vec::new();
+        let mut instances: Vec<InstanceDay> = Vec::with_capacity(self.instances.len());
+        for (id, track) in self.instances {
+            let start = match &baseline {
+                Some(b) => b.get(id.as_str()).copied(),
+                None if Some(track.first.0) == day_start => Some(track.first.1),
+                None => None,
+            };
+            let end = track.last.1;
+            let persistent = track.non_compliant == scans_analysed;
+            if persistent {
+                persistent_offenders.push(id.clone());
+            }
+            if end == Verdict::NonCompliant && start != Some(Verdict::NonCompliant) {
+                new_offenders.push(id.clone());
+            }
+            if end == Verdict::Compliant && start == Some(Verdict::NonCompliant) {
+                became_compliant.push(id.clone());
+            }
+            instances.push(InstanceDay {
+                instance_id: id,
+                name: track.name,
+                region: track.region,
+                scans: track.scans,
+                non_compliant_scans: track.non_compliant,
+                exempt_scans: track.exempt,
+                latest_verdict: end,
+                persistent_offender: persistent,
+                missing_tags: track.missing_tags.into_iter().collect(),
+                violations: track.violations.into_iter().collect(),
+            });
+        }
+        persistent_offenders.sort();
+        became_compliant.sort();
+        new_offenders.sort();
+        instances.sort_by(|a, b| {
+            b.non_compliant_scans
+                .cmp(&a.non_compliant_scans)
+                .then_with(|| a.instance_id.cmp(&b.instance_id))
+        });
+
+        let trend = previous_day_report.map(|p| trend(p, compliance, persistent_offenders.len()));
+        let mut report = DailyReport {
+            schema_version: REPORT_SCHEMA_VERSION,
+            date: self.date,
+            generated_at: self.generated_at,
+            stack: self.latest_stack.map(|(_, s)| s),
+            message: String::new(),
+            scans_analysed,
+            compliance,
+            scans: scans.into_iter().map(|(_, p)| p).collect(),
+            instances_seen: instances.len() as u64,
+            persistent_offenders,
+            became_compliant,
+            new_offenders,
+            trend,
+            skipped: self.skipped,
+            instances,
+        };
+        report.message = message(&report);
+        report
+    }
+}
+
+fn trend(
+    previous: &DailyReport,
+    today: Option<ComplianceFigures>,
+    persistent_offenders: usize,
+) -> Trend {
+    let before = previous.compliance;
+    let change = |f: fn(&ComplianceFigures) -> f64| match (today, before) {
+        (Some(t), Some(b)) => Some(f(&t) - f(&b)),
+        _ => None,
+    };
+    let average_change = change(|c| c.average);
+    let direction = match average_change {
+        None => Direction::Unknown,
+        // Hundredths of a point: below what the report prints, so not a change.
+        Some(d) if d.abs() < 0.005 => Direction::Steady,
+        Some(d) if d > 0.0 => Direction::Improving,
+        Some(_) => Direction::Worsening,
+    };
+    let previous_count = previous.persistent_offenders.len() as u64;
+    Trend {
+        previous_date: previous.date.clone(),
+        previous_average: before.map(|c| c.average),
+        average_change,
+        previous_latest: before.map(|c| c.latest),
+        latest_change: change(|c| c.latest),
+        previous_persistent_offenders: previous_count,
+        persistent_offenders_change: persistent_offenders as i64 - previous_count as i64,
+        direction,
+    }
+}
+
+fn message(r: &DailyReport) -> String {
+    let skipped = match r.skipped.len() {
+        0 => String::new(),
+        1 => "; 1 object skipped".to_string(),
+        n => format!("; {n} objects skipped"),
+    };
+    match r.compliance {
+        None if r.skipped.is_empty() => {
+            format!("No scans were stored for {}: nothing to report.", r.date)
+        }
+        None => format!(
+            "No readable scans for {}{skipped}: nothing to report.",
+            r.date
+        ),
+        Some(c) => format!(
+            "{} scan{} analysed for {}: average compliance {:.2}%, minimum {:.2}%, latest {:.2}%; \
+             {} persistent offender{}, {} became compliant, {} new offender{}{skipped}.",
+            r.scans_analysed,
+            plural(r.scans_analysed as usize),
+            r.date,
+            c.average,
+            c.minimum,
+            c.latest,
+            r.persistent_offenders.len(),
+            plural(r.persistent_offenders.len()),
+            r.became_compliant.len(),
+            r.new_offenders.len(),
+            plural(r.new_offenders.len()),
+        ),
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// A violation in one line: group, protocol, ports, CIDR and reason.
+pub fn describe_violation(v: &Violation) -> String {
+    let ports = match (v.from_port, v.to_port) {
+        (Some(a), Some(b)) if a == b => format!(" port {a}"),
+        (Some(a), Some(b)) => format!(" ports {a}-{b}"),
+        _ => String::new(),
+    };
+    let why = match v.reason {
+        Reason::AllTraffic => "all traffic".to_string(),
+        Reason::AllPorts => "all ports".to_string(),
+        Reason::RestrictedPorts => {
+            let list: Vec<String> = v.ports.iter().map(u16::to_string).collect();
+            format!("restricted port(s) {}", list.join(","))
+        }
+    };
+    format!(
+        "{} {}{} open to {} ({why})",
+        v.group_id, v.protocol, ports, v.cidr
+    )
+}
+
+/// The subject of the daily SNS summary: readable in a mail client, within SNS's 100 characters.
+pub fn summary_subject(r: &DailyReport) -> String {
+    let text = match r.compliance {
+        Some(c) => format!(
+            "Compliance report {}: avg {:.1}%, {} persistent offender{}",
+            r.date,
+            c.average,
+            r.persistent_offenders.len(),
+            plural(r.persistent_offenders.len())
+        ),
+        None => format!("Compliance report {}: no scans", r.date),
+    };
+    truncate_chars(&text, 100)
+}
+
+/// How many offenders the SNS summary lists by name before pointing at the full report.
+pub const SUMMARY_OFFENDERS: usize = 20;
+
+/// The body of the daily SNS summary: the figures, the worst offenders, and where the report is.
+pub fn summary_body(r: &DailyReport, location: &str) -> String {
+    let mut body = format!("{}\n\n", r.message);
+    if let Some(t) = &r.trend {
+        match t.average_change {
+            Some(d) => body.push_str(&format!(
+                "Trend against {}: {} ({:+.2} points on average compliance).\n\n",
+                t.previous_date,
+                t.direction.as_str(),
+                d
+            )),
+            None => body.push_str(&format!(
+                "Trend against {}: unknown (one of the days has no scans).\n\n",
+                t.previous_date
+            )),
+        }
+    }
+    let offenders: Vec<&InstanceDay> = r
+        .instances
+        .iter()
+        .filter(|i| i.non_compliant_scans > 0)
+        .collect();
+    if !offenders.is_empty() {
+        body.push_str("Worst offenders (non-compliant scans of the day):\n");
+        for i in offenders.iter().take(SUMMARY_OFFENDERS) {
+            body.push_str(&format!(
+                "- {}{} in {}: {}/{} scans non-compliant\n",
+                i.instance_id,
+                i.name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default(),
+                i.region,
+                i.non_compliant_scans,
+                i.scans
+            ));
+        }
+        if offenders.len() > SUMMARY_OFFENDERS {
+            body.push_str(&format!(
+                "... and {} more.\n",
+                offenders.len() - SUMMARY_OFFENDERS
+            ));
+        }
+        body.push('\n');
+    }
+    for s in &r.skipped {
+        body.push_str(&format!("Skipped {}: {}\n", s.key, s.reason));
+    }
+    body.push_str(&format!("Full report: {location}\n"));
+    // SNS caps a message at 256 KB; names are short, but a tag can be long.
+    truncate_chars(&body, 200_000)
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((cut, _)) => {
+            let keep = text[..cut].char_indices().nth(max - 3).map_or(cut, |c| c.0);
+            format!("{}...", &text[..keep])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
