@@ -1,7 +1,11 @@
 //! Compiles the .proto files with protox (pure Rust), so a fresh machine needs no `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/tfplugin6.proto", "proto/plugin.proto", "proto/health.proto"];
+    let files = [
+        "proto/tfplugin6.proto",
+        "proto/plugin.proto",
+        "proto/health.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

@@ -11,7 +11,10 @@ fn main() {
         None => false,
         Some("--debug") => true,
         Some("--version" | "version") => {
-            println!("terraform-provider-compliance {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "terraform-provider-compliance {}",
+                env!("CARGO_PKG_VERSION")
+            );
             return;
         }
         Some(other) => {
@@ -31,6 +34,9 @@ fn main() {
         address: SOURCE_ADDRESS.to_string(),
         debug,
     };
-    let code = runtime.block_on(server::serve(Arc::new(ComplianceProvider::default()), options));
+    let code = runtime.block_on(server::serve(
+        Arc::new(ComplianceProvider::default()),
+        options,
+    ));
     std::process::exit(code);
 }

@@ -79,7 +79,10 @@ fn start(client_pem: Option<&str>) -> Provider {
     assert_eq!(fields[4], "grpc");
     let server_cert = (!fields[5].is_empty()).then(|| {
         use base64::Engine;
-        assert!(!fields[5].ends_with('='), "certificate must be base64 without padding");
+        assert!(
+            !fields[5].ends_with('='),
+            "certificate must be base64 without padding"
+        );
         let der = base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(fields[5])
             .expect("certificate is base64 without padding");
@@ -108,7 +111,9 @@ impl ServerCertVerifier for PinnedServer {
         if end_entity.as_ref() == self.0.as_ref() {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General("unexpected server certificate".into()))
+            Err(rustls::Error::General(
+                "unexpected server certificate".into(),
+            ))
         }
     }
     fn verify_tls12_signature(
@@ -145,7 +150,10 @@ async fn tls_channel(p: &Provider, identity: Option<&ClientIdentity>) -> Result<
         )));
     let mut config = match identity {
         Some(id) => builder
-            .with_client_auth_cert(vec![id.der.clone()], PrivateKeyDer::Pkcs8(id.key.clone_key()))
+            .with_client_auth_cert(
+                vec![id.der.clone()],
+                PrivateKeyDer::Pkcs8(id.key.clone_key()),
+            )
             .expect("client auth"),
         None => builder.with_no_client_auth(),
     };
@@ -219,7 +227,9 @@ async fn tls_with_terraforms_client_certificate_is_accepted() {
     let mut p = start(Some(&id.pem));
     let channel = tls_channel(&p, Some(&id)).await.expect("TLS connection");
     assert_eq!(
-        health_check(channel.clone()).await.expect("health over mTLS"),
+        health_check(channel.clone())
+            .await
+            .expect("health over mTLS"),
         health::health_check_response::ServingStatus::Serving as i32
     );
 
@@ -236,7 +246,11 @@ async fn tls_with_terraforms_client_certificate_is_accepted() {
         .stop_provider(tfplugin6::stop_provider::Request {})
         .await
         .expect("stop");
-    assert_eq!(wait_exit(&mut p.child, Duration::from_millis(300)), None, "StopProvider must not exit");
+    assert_eq!(
+        wait_exit(&mut p.child, Duration::from_millis(300)),
+        None,
+        "StopProvider must not exit"
+    );
     assert!(health_check(channel.clone()).await.is_ok());
 
     // GRPCController.Shutdown exits cleanly.
@@ -257,7 +271,12 @@ async fn tls_without_a_client_certificate_is_refused() {
     assert!(result.is_err(), "a client without a certificate was served");
     let _ = p.child.kill();
     let mut stderr = String::new();
-    p.child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("stderr");
+    p.child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
     assert!(stderr.contains("TLS handshake refused"), "{stderr}");
 }
 
@@ -270,7 +289,10 @@ async fn tls_with_another_certificate_is_refused() {
         Ok(channel) => health_check(channel).await.map_err(|e| e.to_string()),
         Err(e) => Err(e),
     };
-    assert!(result.is_err(), "a client with the wrong certificate was served");
+    assert!(
+        result.is_err(),
+        "a client with the wrong certificate was served"
+    );
 }
 
 #[test]
@@ -280,8 +302,16 @@ fn logs_are_hclog_json_lines_on_stderr() {
     std::thread::sleep(Duration::from_millis(200));
     let _ = p.child.kill();
     let mut stderr = String::new();
-    p.child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("stderr");
-    let line = stderr.lines().next().unwrap_or_else(|| panic!("no log line: {stderr:?}"));
+    p.child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let line = stderr
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no log line: {stderr:?}"));
     let json: serde_json::Value = serde_json::from_str(line).expect("log line is JSON");
     for key in ["@level", "@message", "@timestamp"] {
         assert!(json.get(key).is_some(), "{key} missing in {line}");
@@ -302,7 +332,10 @@ async fn debug_mode_serves_plain_text_and_prints_reattach_settings() {
     let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
     let mut handshake = String::new();
     reader.read_line(&mut handshake).expect("handshake");
-    assert!(handshake.trim_end().ends_with("|grpc|"), "debug mode is plain text: {handshake:?}");
+    assert!(
+        handshake.trim_end().ends_with("|grpc|"),
+        "debug mode is plain text: {handshake:?}"
+    );
     let addr = handshake.split('|').nth(3).expect("address").to_string();
     let mut text = String::new();
     while !text.contains("TF_REATTACH_PROVIDERS='") || !text.ends_with("}}'\n") {

@@ -14,9 +14,18 @@ const HANDSHAKE_RUNS: usize = 30;
 
 /// Builds the release provider and prints its figures.
 pub fn run_bench() -> Result<(), String> {
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(workspace_root())
-        .args(["build", "--release", "-p", "terraform-provider-compliance", "-p", "xtask"]))?;
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "terraform-provider-compliance",
+                "-p",
+                "xtask",
+            ]),
+    )?;
     let target = test_support::target_dir().join("release");
     let provider = target.join("terraform-provider-compliance");
 
@@ -85,9 +94,19 @@ pub fn run_bench() -> Result<(), String> {
         .ok_or("no RSS figure")?;
 
     println!("provider benchmark (release build, {HANDSHAKE_RUNS} runs)");
-    println!("  exec -> handshake line (AutoMTLS): median {:.1} ms, p90 {:.1} ms   target < 20 ms", ms(median), ms(p90));
-    println!("  peak RSS through terraform plan:   {:.1} MB   target < 20 MB", rss_kb as f64 / 1024.0);
-    println!("  terraform plan wall time:          {:.0} ms", ms(plan_time));
+    println!(
+        "  exec -> handshake line (AutoMTLS): median {:.1} ms, p90 {:.1} ms   target < 20 ms",
+        ms(median),
+        ms(p90)
+    );
+    println!(
+        "  peak RSS through terraform plan:   {:.1} MB   target < 20 MB",
+        rss_kb as f64 / 1024.0
+    );
+    println!(
+        "  terraform plan wall time:          {:.0} ms",
+        ms(plan_time)
+    );
     Ok(())
 }
 
@@ -97,7 +116,8 @@ fn ms(d: Duration) -> f64 {
 
 fn make_executable(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())
 }
 
 fn handshake_time(provider: &Path, client_cert: &str) -> Result<Duration, String> {
@@ -127,7 +147,15 @@ fn handshake_time(provider: &Path, client_cert: &str) -> Result<Duration, String
 fn p521_client_cert(dir: &Path) -> Result<String, String> {
     let cert = dir.join("client.pem");
     run(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521", "-nodes"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-521",
+            "-nodes",
+        ])
         .arg("-keyout")
         .arg(dir.join("client.key"))
         .arg("-out")

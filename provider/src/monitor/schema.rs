@@ -12,15 +12,36 @@ pub const DEFAULT_RESTRICTED_PORTS: [i64; 16] = [
 
 /// Computed attributes that hold the seed's outputs, with their descriptions.
 pub const OUTPUTS: [(&str, &str); 9] = [
-    ("bucket_name", "Name of the S3 bucket that holds scan results and reports."),
+    (
+        "bucket_name",
+        "Name of the S3 bucket that holds scan results and reports.",
+    ),
     ("topic_arn", "ARN of the SNS topic that receives alerts."),
-    ("scanner_function_name", "Name of the scanner Lambda function."),
-    ("scanner_function_arn", "ARN of the scanner Lambda function."),
-    ("reporter_function_name", "Name of the reporter Lambda function."),
-    ("reporter_function_arn", "ARN of the reporter Lambda function."),
+    (
+        "scanner_function_name",
+        "Name of the scanner Lambda function.",
+    ),
+    (
+        "scanner_function_arn",
+        "ARN of the scanner Lambda function.",
+    ),
+    (
+        "reporter_function_name",
+        "Name of the reporter Lambda function.",
+    ),
+    (
+        "reporter_function_arn",
+        "ARN of the reporter Lambda function.",
+    ),
     ("dashboard_name", "Name of the CloudWatch dashboard."),
-    ("scanner_log_group_name", "Name of the scanner's CloudWatch log group."),
-    ("reporter_log_group_name", "Name of the reporter's CloudWatch log group."),
+    (
+        "scanner_log_group_name",
+        "Name of the scanner's CloudWatch log group.",
+    ),
+    (
+        "reporter_log_group_name",
+        "Name of the reporter's CloudWatch log group.",
+    ),
 ];
 
 fn strings(items: &[&str]) -> Value {

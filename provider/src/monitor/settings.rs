@@ -92,7 +92,9 @@ pub fn validate_provider(config: &Value) -> Diagnostics {
         }
     }
     if let Some(u) = config.attr("endpoint_url").as_str() {
-        let rest = u.strip_prefix("http://").or_else(|| u.strip_prefix("https://"));
+        let rest = u
+            .strip_prefix("http://")
+            .or_else(|| u.strip_prefix("https://"));
         if rest.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
             err(
                 AttrPath::attr("endpoint_url"),
@@ -114,7 +116,11 @@ pub fn validate_provider(config: &Value) -> Diagnostics {
     if let Some(tags) = config.attr("default_tags").entries() {
         for key in tags.keys() {
             if let Err(detail) = super::validate::tag_key(key) {
-                err(AttrPath::attr("default_tags").key(key), "Invalid default_tags", detail);
+                err(
+                    AttrPath::attr("default_tags").key(key),
+                    "Invalid default_tags",
+                    detail,
+                );
             }
         }
     }
@@ -128,7 +134,9 @@ pub fn validate_provider(config: &Value) -> Diagnostics {
             && parts[2] == "iam"
             && parts[4].len() == 12
             && parts[4].chars().all(|c| c.is_ascii_digit())
-            && parts[5].strip_prefix("role/").is_some_and(|n| !n.is_empty());
+            && parts[5]
+                .strip_prefix("role/")
+                .is_some_and(|n| !n.is_empty());
         if !ok {
             err(
                 at("role_arn"),
@@ -139,7 +147,9 @@ pub fn validate_provider(config: &Value) -> Diagnostics {
     }
     if let Some(name) = role.attr("session_name").as_str() {
         let ok = (2..=64).contains(&name.len())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c));
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c));
         if !ok {
             err(
                 at("session_name"),

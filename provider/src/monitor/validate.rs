@@ -26,7 +26,10 @@ pub fn environment_suffix(s: &str) -> Result<(), String> {
             s.len()
         ));
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
         return Err(format!(
             "The suffix contains {c:?}. It becomes part of the S3 bucket name \"compliance-results-{s}\", \
              which allows only lowercase letters, digits and hyphens. Use those only."
@@ -83,18 +86,28 @@ pub fn schedule(s: &str) -> Result<(), String> {
         };
         let n: u64 = match n.parse() {
             Ok(n) if n > 0 => n,
-            _ => return Err(format!("{s:?}: the rate must be a whole number above 0. {fix}")),
+            _ => {
+                return Err(format!(
+                    "{s:?}: the rate must be a whole number above 0. {fix}"
+                ))
+            }
         };
         let (singular, plural) = match unit.trim_end_matches('s') {
             "minute" => ("minute", "minutes"),
             "hour" => ("hour", "hours"),
             "day" => ("day", "days"),
-            _ => return Err(format!("{s:?}: unit {unit:?} is not minute(s), hour(s) or day(s). {fix}")),
+            _ => {
+                return Err(format!(
+                    "{s:?}: unit {unit:?} is not minute(s), hour(s) or day(s). {fix}"
+                ))
+            }
         };
         // EventBridge insists on "1 hour" and "6 hours".
         let want = if n == 1 { singular } else { plural };
         if unit != want {
-            return Err(format!("{s:?}: write \"rate({n} {want})\"; EventBridge rejects \"{n} {unit}\"."));
+            return Err(format!(
+                "{s:?}: write \"rate({n} {want})\"; EventBridge rejects \"{n} {unit}\"."
+            ));
         }
         return Ok(());
     }
@@ -106,9 +119,14 @@ pub fn schedule(s: &str) -> Result<(), String> {
                 fields.len()
             ));
         }
-        let allowed = |f: &str| f.chars().all(|c| c.is_ascii_alphanumeric() || ",-*/?LW#".contains(c));
+        let allowed = |f: &str| {
+            f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ",-*/?LW#".contains(c))
+        };
         if let Some(bad) = fields.iter().find(|f| !allowed(f)) {
-            return Err(format!("{s:?}: field {bad:?} has characters cron does not allow. {fix}"));
+            return Err(format!(
+                "{s:?}: field {bad:?} has characters cron does not allow. {fix}"
+            ));
         }
         if (fields[2] == "?") == (fields[4] == "?") {
             return Err(format!(
@@ -138,7 +156,9 @@ pub fn in_range(n: i64, (lo, hi): (i64, i64), what: &str) -> Result<(), String> 
     if (lo..=hi).contains(&n) {
         Ok(())
     } else {
-        Err(format!("{n} is outside {what}'s limits; use a value from {lo} to {hi}."))
+        Err(format!(
+            "{n} is outside {what}'s limits; use a value from {lo} to {hi}."
+        ))
     }
 }
 
@@ -148,10 +168,14 @@ pub fn tag_key(k: &str) -> Result<(), String> {
         return Err("A tag key is empty or blank. Remove it or give it a name.".into());
     }
     if k.chars().count() > 128 {
-        return Err(format!("Tag key {k:?} is longer than AWS's 128 characters. Shorten it."));
+        return Err(format!(
+            "Tag key {k:?} is longer than AWS's 128 characters. Shorten it."
+        ));
     }
     if k.to_ascii_lowercase().starts_with("aws:") {
-        return Err(format!("Tag key {k:?} starts with \"aws:\", which AWS reserves. Rename it."));
+        return Err(format!(
+            "Tag key {k:?} starts with \"aws:\", which AWS reserves. Rename it."
+        ));
     }
     Ok(())
 }
@@ -165,7 +189,16 @@ mod tests {
         assert!(environment_suffix("dev").is_ok());
         assert!(environment_suffix("prod-eu-1").is_ok());
         assert!(environment_suffix(&"a".repeat(44)).is_ok());
-        for bad in ["", "Dev", "dev_1", "dev.1", "dev-", &"a".repeat(45), "x-s3alias", "a b"] {
+        for bad in [
+            "",
+            "Dev",
+            "dev_1",
+            "dev.1",
+            "dev-",
+            &"a".repeat(45),
+            "x-s3alias",
+            "a b",
+        ] {
             assert!(environment_suffix(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -174,17 +207,44 @@ mod tests {
     fn emails() {
         assert!(email("compliance-team@example.com").is_ok());
         assert!(email("a.b+c@sub.example.org").is_ok());
-        for bad in ["", "team", "team@", "@example.com", "team@example", "a b@example.com", "a@@b.com", "a@b..com"] {
+        for bad in [
+            "",
+            "team",
+            "team@",
+            "@example.com",
+            "team@example",
+            "a b@example.com",
+            "a@@b.com",
+            "a@b..com",
+        ] {
             assert!(email(bad).is_err(), "{bad:?} accepted");
         }
     }
 
     #[test]
     fn schedules() {
-        for ok in ["rate(6 hours)", "rate(1 hour)", "rate(5 minutes)", "rate(1 day)", "cron(0 0 * * ? *)", "cron(0/15 * ? * MON-FRI *)"] {
+        for ok in [
+            "rate(6 hours)",
+            "rate(1 hour)",
+            "rate(5 minutes)",
+            "rate(1 day)",
+            "cron(0 0 * * ? *)",
+            "cron(0/15 * ? * MON-FRI *)",
+        ] {
             assert!(schedule(ok).is_ok(), "{ok:?} refused: {:?}", schedule(ok));
         }
-        for bad in ["", "every 6 hours", "rate(6 hour)", "rate(1 hours)", "rate(0 hours)", "rate(6 weeks)", "cron(0 0 * * *)", "cron(0 0 * * * *)", "cron(0 0 ? * ? *)", "rate(six hours)"] {
+        for bad in [
+            "",
+            "every 6 hours",
+            "rate(6 hour)",
+            "rate(1 hours)",
+            "rate(0 hours)",
+            "rate(6 weeks)",
+            "cron(0 0 * * *)",
+            "cron(0 0 * * * *)",
+            "cron(0 0 ? * ? *)",
+            "rate(six hours)",
+        ] {
             assert!(schedule(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -45,7 +45,11 @@ impl HclogLayer {
         let Some(max) = self.level else { return false };
         // Dependencies (AWS SDK, HTTP, gRPC) are chatty: their debug lines show only at trace.
         let ours = target.starts_with("terraform_provider_compliance");
-        let max = if ours || max == Level::TRACE { max } else { max.min(Level::INFO) };
+        let max = if ours || max == Level::TRACE {
+            max
+        } else {
+            max.min(Level::INFO)
+        };
         *level <= max
     }
 }
@@ -118,6 +122,7 @@ impl Visit for JsonVisitor<'_> {
         self.0.insert(field.name().into(), value.into());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().into(), format!("{value:?}").into());
+        self.0
+            .insert(field.name().into(), format!("{value:?}").into());
     }
 }

@@ -42,7 +42,12 @@ pub struct Attribute {
 
 impl Attribute {
     /// A new attribute.
-    pub fn new(name: &'static str, ty: Type, mode: Mode, description: impl Into<String>) -> Attribute {
+    pub fn new(
+        name: &'static str,
+        ty: Type,
+        mode: Mode,
+        description: impl Into<String>,
+    ) -> Attribute {
         Attribute {
             name,
             ty,
@@ -98,7 +103,14 @@ fn render_default(v: &Value) -> String {
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::List(items) | Value::Set(items) => {
-            format!("[{}]", items.iter().map(render_default).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                items
+                    .iter()
+                    .map(render_default)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
         Value::Map(m) | Value::Object(m) => format!(
             "{{{}}}",

@@ -70,8 +70,12 @@ pub async fn serve<P: Provider>(provider: Arc<P>, options: ServeOptions) -> i32 
 }
 
 async fn bind() -> Result<TcpListener, String> {
-    let min = std::env::var("PLUGIN_MIN_PORT").ok().and_then(|p| p.parse::<u16>().ok());
-    let max = std::env::var("PLUGIN_MAX_PORT").ok().and_then(|p| p.parse::<u16>().ok());
+    let min = std::env::var("PLUGIN_MIN_PORT")
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok());
+    let max = std::env::var("PLUGIN_MAX_PORT")
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok());
     match (min, max) {
         (Some(min), Some(max)) if min <= max && min > 0 => {
             for port in min..=max {
@@ -79,7 +83,9 @@ async fn bind() -> Result<TcpListener, String> {
                     return Ok(l);
                 }
             }
-            Err(format!("no free port between PLUGIN_MIN_PORT={min} and PLUGIN_MAX_PORT={max}"))
+            Err(format!(
+                "no free port between PLUGIN_MIN_PORT={min} and PLUGIN_MAX_PORT={max}"
+            ))
         }
         _ => TcpListener::bind("127.0.0.1:0")
             .await
@@ -90,7 +96,9 @@ async fn bind() -> Result<TcpListener, String> {
 async fn run<P: Provider>(provider: Arc<P>, options: ServeOptions) -> Result<(), String> {
     let listener = bind().await?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let client_cert = std::env::var("PLUGIN_CLIENT_CERT").ok().filter(|c| !c.trim().is_empty());
+    let client_cert = std::env::var("PLUGIN_CLIENT_CERT")
+        .ok()
+        .filter(|c| !c.trim().is_empty());
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
 
     let services = tonic::service::Routes::new(
@@ -98,9 +106,11 @@ async fn run<P: Provider>(provider: Arc<P>, options: ServeOptions) -> Result<(),
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
     )
-    .add_service(plugin::grpc_controller_server::GrpcControllerServer::new(Controller {
-        shutdown: shutdown_tx,
-    }))
+    .add_service(plugin::grpc_controller_server::GrpcControllerServer::new(
+        Controller {
+            shutdown: shutdown_tx,
+        },
+    ))
     .add_service(plugin::grpc_stdio_server::GrpcStdioServer::new(Stdio))
     .add_service(plugin::grpc_broker_server::GrpcBrokerServer::new(Broker))
     .add_service(health::health_server::HealthServer::new(Health));
@@ -139,7 +149,11 @@ async fn run<P: Provider>(provider: Arc<P>, options: ServeOptions) -> Result<(),
             let stream = tokio_stream::wrappers::TcpListenerStream::new(listener);
             server.serve_with_incoming_shutdown(stream, shutdown).await
         }
-        Incoming::Tls(rx) => server.serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown).await,
+        Incoming::Tls(rx) => {
+            server
+                .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
+                .await
+        }
     };
     result.map_err(|e| format!("gRPC server: {e}"))
 }
@@ -209,13 +223,21 @@ impl Connected for TlsConn {
 }
 
 impl AsyncRead for TlsConn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TlsConn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -247,7 +269,10 @@ struct Stdio;
 
 #[tonic::async_trait]
 impl plugin::grpc_stdio_server::GrpcStdio for Stdio {
-    async fn stream_stdio(&self, _: Request<plugin::Empty>) -> Result<Response<EmptyStream<plugin::StdioData>>, Status> {
+    async fn stream_stdio(
+        &self,
+        _: Request<plugin::Empty>,
+    ) -> Result<Response<EmptyStream<plugin::StdioData>>, Status> {
         Ok(Response::new(Box::pin(tokio_stream::empty())))
     }
 }

@@ -114,7 +114,11 @@ impl<P: Provider> ProviderService<P> {
                 format!("Unknown resource type {name:?}"),
                 format!(
                     "This provider offers: {}.",
-                    self.resources.keys().cloned().collect::<Vec<_>>().join(", ")
+                    self.resources
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
             .into()
@@ -137,7 +141,9 @@ pub fn decode(dv: Option<&pb::DynamicValue>, ty: &Type, what: &str) -> Result<Va
     result.map_err(|e| {
         Diagnostic::error(
             format!("Invalid {what} from Terraform"),
-            format!("The provider could not decode the {what}: {e}. This is a bug; please report it."),
+            format!(
+                "The provider could not decode the {what}: {e}. This is a bug; please report it."
+            ),
         )
         .into()
     })
@@ -171,7 +177,10 @@ type Rpc<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
-    async fn get_metadata(&self, _: Request<pb::get_metadata::Request>) -> Rpc<pb::get_metadata::Response> {
+    async fn get_metadata(
+        &self,
+        _: Request<pb::get_metadata::Request>,
+    ) -> Rpc<pb::get_metadata::Response> {
         Ok(Response::new(pb::get_metadata::Response {
             server_capabilities: Some(capabilities()),
             resources: self
@@ -222,7 +231,11 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
     ) -> Rpc<pb::validate_resource_config::Response> {
         let req = req.into_inner();
         let diagnostics = match self.resource(&req.type_name) {
-            Ok(r) => match decode(req.config.as_ref(), &r.schema().value_type(), "configuration") {
+            Ok(r) => match decode(
+                req.config.as_ref(),
+                &r.schema().value_type(),
+                "configuration",
+            ) {
                 Ok(config) => r.validate(&config),
                 Err(d) => d,
             },
@@ -292,7 +305,11 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
             Ok(config) => {
                 let mut d = self.provider.validate(&config);
                 if !d.has_errors() {
-                    d.extend(self.provider.configure(config, &req.terraform_version).await);
+                    d.extend(
+                        self.provider
+                            .configure(config, &req.terraform_version)
+                            .await,
+                    );
                 }
                 d
             }
@@ -303,7 +320,10 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         }))
     }
 
-    async fn read_resource(&self, req: Request<pb::read_resource::Request>) -> Rpc<pb::read_resource::Response> {
+    async fn read_resource(
+        &self,
+        req: Request<pb::read_resource::Request>,
+    ) -> Rpc<pb::read_resource::Response> {
         let req = req.into_inner();
         let out = async {
             let r = self.resource(&req.type_name)?;
@@ -449,11 +469,17 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         }))
     }
 
-    async fn get_functions(&self, _: Request<pb::get_functions::Request>) -> Rpc<pb::get_functions::Response> {
+    async fn get_functions(
+        &self,
+        _: Request<pb::get_functions::Request>,
+    ) -> Rpc<pb::get_functions::Response> {
         Ok(Response::new(pb::get_functions::Response::default()))
     }
 
-    async fn stop_provider(&self, _: Request<pb::stop_provider::Request>) -> Rpc<pb::stop_provider::Response> {
+    async fn stop_provider(
+        &self,
+        _: Request<pb::stop_provider::Request>,
+    ) -> Rpc<pb::stop_provider::Response> {
         // Cancel work in flight; later calls get a fresh token. The process keeps running.
         let old = std::mem::take(&mut *self.stop.lock().expect("stop lock"));
         old.cancel();

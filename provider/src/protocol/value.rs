@@ -58,8 +58,10 @@ impl Type {
             Type::Set(e) => json!(["set", e.to_json()]),
             Type::Map(e) => json!(["map", e.to_json()]),
             Type::Object(attrs) => {
-                let map: serde_json::Map<String, J> =
-                    attrs.iter().map(|(k, t)| (k.clone(), t.to_json())).collect();
+                let map: serde_json::Map<String, J> = attrs
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.to_json()))
+                    .collect();
                 json!(["object", J::Object(map)])
             }
             Type::Tuple(elems) => {
@@ -97,7 +99,10 @@ impl Type {
                     "tuple" => {
                         let elems = parts[1].as_array().ok_or_else(bad)?;
                         Ok(Type::Tuple(
-                            elems.iter().map(Type::from_json).collect::<Result<_, _>>()?,
+                            elems
+                                .iter()
+                                .map(Type::from_json)
+                                .collect::<Result<_, _>>()?,
                         ))
                     }
                     _ => Err(bad()),
@@ -229,7 +234,9 @@ impl Value {
     pub fn contains_unknown(&self) -> bool {
         match self {
             Value::Unknown => true,
-            Value::List(v) | Value::Set(v) | Value::Tuple(v) => v.iter().any(Value::contains_unknown),
+            Value::List(v) | Value::Set(v) | Value::Tuple(v) => {
+                v.iter().any(Value::contains_unknown)
+            }
             Value::Map(m) | Value::Object(m) => m.values().any(Value::contains_unknown),
             Value::Dynamic(d) => d.1.contains_unknown(),
             _ => false,
@@ -299,10 +306,14 @@ impl Value {
             Value::Bool(_) => Type::Bool,
             Value::List(v) => Type::list(v.first().map_or(Type::Dynamic, Value::implied_type)),
             Value::Set(v) => Type::set(v.first().map_or(Type::Dynamic, Value::implied_type)),
-            Value::Map(m) => Type::map(m.values().next().map_or(Type::Dynamic, Value::implied_type)),
-            Value::Object(m) => {
-                Type::Object(m.iter().map(|(k, v)| (k.clone(), v.implied_type())).collect())
+            Value::Map(m) => {
+                Type::map(m.values().next().map_or(Type::Dynamic, Value::implied_type))
             }
+            Value::Object(m) => Type::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.implied_type()))
+                    .collect(),
+            ),
             Value::Tuple(v) => Type::Tuple(v.iter().map(Value::implied_type).collect()),
             Value::Dynamic(d) => d.0.clone(),
         }
@@ -410,7 +421,13 @@ fn from_rmpv(raw: rmpv::Value, ty: &Type, path: &mut Vec<String>) -> Result<Valu
         Type::Tuple(elems) => {
             let items = match raw {
                 R::Array(items) if items.len() == elems.len() => items,
-                other => return Err(mismatch(path, &format!("{}-element tuple", elems.len()), &other)),
+                other => {
+                    return Err(mismatch(
+                        path,
+                        &format!("{}-element tuple", elems.len()),
+                        &other,
+                    ))
+                }
             };
             let mut out = Vec::with_capacity(items.len());
             for (i, (item, ety)) in items.into_iter().zip(elems).enumerate() {
@@ -469,8 +486,9 @@ fn from_rmpv(raw: rmpv::Value, ty: &Type, path: &mut Vec<String>) -> Result<Valu
                 Some(other) => return Err(mismatch(path, "type JSON", &other)),
                 None => unreachable!("length checked"),
             };
-            let json: serde_json::Value = serde_json::from_slice(&type_json)
-                .map_err(|e| CodecError::new(format!("{}: bad dynamic type: {e}", path_text(path))))?;
+            let json: serde_json::Value = serde_json::from_slice(&type_json).map_err(|e| {
+                CodecError::new(format!("{}: bad dynamic type: {e}", path_text(path)))
+            })?;
             let inner_ty = Type::from_json(&json)?;
             let inner = from_rmpv(items.next().expect("length checked"), &inner_ty, path)?;
             Ok(Value::Dynamic(Box::new((inner_ty, inner))))
@@ -504,7 +522,10 @@ fn write_msgpack(
     use rmp::encode as enc;
     // Writing into a Vec cannot fail, so the encoder's I/O results are ignored below.
     let wrong = |want: &str, path: &[String]| {
-        CodecError::new(format!("{}: value {value:?} is not a {want}", path_text(path)))
+        CodecError::new(format!(
+            "{}: value {value:?} is not a {want}",
+            path_text(path)
+        ))
     };
     match value {
         Value::Null => {
@@ -652,7 +673,10 @@ pub fn from_json(json: &serde_json::Value, ty: &Type) -> Result<Value, CodecErro
         },
         Type::List(elem) | Type::Set(elem) => {
             let items = json.as_array().ok_or_else(|| wrong("array"))?;
-            let vals = items.iter().map(|i| from_json(i, elem)).collect::<Result<_, _>>()?;
+            let vals = items
+                .iter()
+                .map(|i| from_json(i, elem))
+                .collect::<Result<_, _>>()?;
             if matches!(ty, Type::List(_)) {
                 Value::List(vals)
             } else {
@@ -663,7 +687,11 @@ pub fn from_json(json: &serde_json::Value, ty: &Type) -> Result<Value, CodecErro
             let items = json.as_array().filter(|a| a.len() == elems.len());
             let items = items.ok_or_else(|| wrong("tuple"))?;
             Value::Tuple(
-                items.iter().zip(elems).map(|(i, t)| from_json(i, t)).collect::<Result<_, _>>()?,
+                items
+                    .iter()
+                    .zip(elems)
+                    .map(|(i, t)| from_json(i, t))
+                    .collect::<Result<_, _>>()?,
             )
         }
         Type::Map(elem) => {
@@ -681,7 +709,10 @@ pub fn from_json(json: &serde_json::Value, ty: &Type) -> Result<Value, CodecErro
                 attrs
                     .iter()
                     .map(|(k, t)| {
-                        Ok((k.clone(), obj.get(k).map_or(Ok(Value::Null), |v| from_json(v, t))?))
+                        Ok((
+                            k.clone(),
+                            obj.get(k).map_or(Ok(Value::Null), |v| from_json(v, t))?,
+                        ))
                     })
                     .collect::<Result<_, CodecError>>()?,
             )
@@ -693,4 +724,264 @@ pub fn from_json(json: &serde_json::Value, ty: &Type) -> Result<Value, CodecErro
             Value::Dynamic(Box::new((inner_ty, inner)))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn obj(pairs: &[(&str, Value)]) -> Value {
+        Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
+    fn roundtrip(v: &Value, ty: &Type) -> Value {
+        let bytes = to_msgpack(v, ty).expect("encode");
+        from_msgpack(&bytes, ty).expect("decode")
+    }
+
+    #[test]
+    fn unknown_is_extension_zero_and_any_extension_decodes_as_unknown() {
+        assert_eq!(
+            to_msgpack(&Value::Unknown, &Type::String).unwrap(),
+            vec![0xd4, 0, 0]
+        );
+        // A refined unknown (code 12, a map payload) from newer Terraform.
+        let refined = [0xc7, 3, 0x0c, 0x81, 0x01, 0xc2];
+        assert_eq!(
+            from_msgpack(&refined, &Type::String).unwrap(),
+            Value::Unknown
+        );
+        let other = [0xd4, 0x05, 0x00];
+        assert_eq!(from_msgpack(&other, &Type::Number).unwrap(), Value::Unknown);
+    }
+
+    #[test]
+    fn null_is_nil() {
+        assert_eq!(
+            to_msgpack(&Value::Null, &Type::list(Type::String)).unwrap(),
+            vec![0xc0]
+        );
+        assert_eq!(from_msgpack(&[0xc0], &Type::Bool).unwrap(), Value::Null);
+    }
+
+    #[test]
+    fn numbers_arrive_as_int_float_or_string() {
+        let int = rmp_bytes(|b| rmp::encode::write_sint(b, 300).map(|_| ()).map_err(|_| ()));
+        assert_eq!(from_msgpack(&int, &Type::Number).unwrap(), Value::int(300));
+        let float = rmp_bytes(|b| rmp::encode::write_f64(b, 2.5).map_err(|_| ()));
+        assert_eq!(
+            from_msgpack(&float, &Type::Number).unwrap(),
+            Value::Number(Number::Float(2.5))
+        );
+        let text =
+            rmp_bytes(|b| rmp::encode::write_str(b, "12345678901234567890123").map_err(|_| ()));
+        let Value::Number(n) = from_msgpack(&text, &Type::Number).unwrap() else {
+            panic!()
+        };
+        assert_eq!(n.to_string(), "12345678901234567890123");
+        let whole = rmp_bytes(|b| rmp::encode::write_str(b, "80").map_err(|_| ()));
+        assert_eq!(from_msgpack(&whole, &Type::Number).unwrap(), Value::int(80));
+        // Whole floats encode as ints, like cty.
+        assert_eq!(
+            to_msgpack(&Value::Number(Number::Float(3.0)), &Type::Number).unwrap(),
+            vec![3]
+        );
+    }
+
+    fn rmp_bytes(f: impl FnOnce(&mut Vec<u8>) -> Result<(), ()>) -> Vec<u8> {
+        let mut b = Vec::new();
+        f(&mut b).expect("encode");
+        b
+    }
+
+    #[test]
+    fn objects_encode_attributes_in_name_order_and_fill_missing_with_null() {
+        let ty = Type::Object(
+            [
+                ("b".to_string(), Type::String),
+                ("a".to_string(), Type::Bool),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let bytes = to_msgpack(&obj(&[("b", Value::string("x"))]), &ty).unwrap();
+        assert_eq!(bytes, vec![0x82, 0xa1, b'a', 0xc0, 0xa1, b'b', 0xa1, b'x']);
+        let partial = [0x81, 0xa1, b'b', 0xa1, b'x'];
+        assert_eq!(
+            from_msgpack(&partial, &ty).unwrap(),
+            obj(&[("a", Value::Null), ("b", Value::string("x"))])
+        );
+    }
+
+    #[test]
+    fn dynamic_values_carry_their_type() {
+        let inner = Type::list(Type::String);
+        let v = Value::Dynamic(Box::new((
+            inner.clone(),
+            Value::List(vec![Value::string("a")]),
+        )));
+        let bytes = to_msgpack(&v, &Type::Dynamic).unwrap();
+        // [type JSON, value]
+        assert_eq!(bytes[0], 0x92);
+        assert_eq!(from_msgpack(&bytes, &Type::Dynamic).unwrap(), v);
+        let empty = Value::Dynamic(Box::new((inner, Value::List(vec![]))));
+        assert_eq!(roundtrip(&empty, &Type::Dynamic), empty);
+    }
+
+    #[test]
+    fn type_json_round_trips() {
+        let ty = Type::Object(
+            [
+                ("l".to_string(), Type::list(Type::Number)),
+                (
+                    "t".to_string(),
+                    Type::Tuple(vec![Type::Bool, Type::Dynamic]),
+                ),
+                ("m".to_string(), Type::map(Type::set(Type::String))),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(Type::from_json(&ty.to_json()).unwrap(), ty);
+        assert!(Type::from_json(&serde_json::json!("strung")).is_err());
+    }
+
+    #[test]
+    fn mismatches_are_errors_that_say_where() {
+        let ty = Type::Object([("port".to_string(), Type::Number)].into_iter().collect());
+        let bad = [0x81, 0xa4, b'p', b'o', b'r', b't', 0xa1, b'x'];
+        let err = from_msgpack(&bad, &ty).unwrap_err();
+        assert!(err.0.contains(".port"), "{err}");
+        assert!(from_msgpack(&[0x93], &Type::list(Type::String)).is_err());
+        assert!(to_msgpack(&Value::Bool(true), &Type::String).is_err());
+    }
+
+    #[test]
+    fn json_state_decodes_with_the_schema_type() {
+        let ty = Type::Object(
+            [
+                ("n".to_string(), Type::Number),
+                ("s".to_string(), Type::list(Type::String)),
+                ("gone".to_string(), Type::Bool),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let json = serde_json::json!({"n": 30, "s": ["a"], "removed": 1});
+        assert_eq!(
+            from_json(&json, &ty).unwrap(),
+            obj(&[
+                ("gone", Value::Null),
+                ("n", Value::int(30)),
+                ("s", Value::List(vec![Value::string("a")]))
+            ])
+        );
+    }
+
+    /// A type and a value of it, possibly with nulls and unknowns anywhere.
+    fn typed_value() -> impl Strategy<Value = (Type, Value)> {
+        let leaf = prop_oneof![
+            any::<String>().prop_map(|s| (Type::String, Value::String(s))),
+            any::<i64>().prop_map(|i| (Type::Number, Value::int(i))),
+            (-1.0e12f64..1.0e12).prop_map(|f| (Type::Number, Value::Number(Number::Float(f)))),
+            any::<bool>().prop_map(|b| (Type::Bool, Value::Bool(b))),
+            Just((Type::String, Value::Null)),
+            Just((Type::Number, Value::Unknown)),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                // Homogeneous collections: elements re-typed to the first element's type.
+                (inner.clone(), 0usize..5)
+                    .prop_map(|((ty, v), n)| { (Type::list(ty), Value::List(vec![v; n])) }),
+                (inner.clone(), 0usize..4)
+                    .prop_map(|((ty, v), n)| { (Type::set(ty), Value::Set(vec![v; n])) }),
+                (
+                    inner.clone(),
+                    prop::collection::btree_set("[a-z]{1,6}", 0..4)
+                )
+                    .prop_map(|((ty, v), keys)| {
+                        (
+                            Type::map(ty),
+                            Value::Map(keys.into_iter().map(|k| (k, v.clone())).collect()),
+                        )
+                    }),
+                prop::collection::btree_map("[a-z_]{1,8}", inner.clone(), 0..5).prop_map(|attrs| {
+                    let ty = Type::Object(
+                        attrs
+                            .iter()
+                            .map(|(k, (t, _))| (k.clone(), t.clone()))
+                            .collect(),
+                    );
+                    let v = Value::Object(attrs.into_iter().map(|(k, (_, v))| (k, v)).collect());
+                    (ty, v)
+                }),
+                prop::collection::vec(inner.clone(), 0..4).prop_map(|items| {
+                    let ty = Type::Tuple(items.iter().map(|(t, _)| t.clone()).collect());
+                    (
+                        ty,
+                        Value::Tuple(items.into_iter().map(|(_, v)| v).collect()),
+                    )
+                }),
+                inner.prop_map(|(ty, v)| {
+                    let wrapped = if v.is_null() || v.is_unknown() {
+                        v
+                    } else {
+                        Value::Dynamic(Box::new((ty, v)))
+                    };
+                    (Type::Dynamic, wrapped)
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn msgpack_round_trips((ty, v) in typed_value()) {
+            prop_assert_eq!(roundtrip(&v, &ty), v);
+        }
+
+        #[test]
+        fn encoding_is_deterministic((ty, v) in typed_value()) {
+            prop_assert_eq!(to_msgpack(&v, &ty).unwrap(), to_msgpack(&v, &ty).unwrap());
+        }
+
+        #[test]
+        fn json_state_agrees_with_msgpack((ty, v) in typed_value()) {
+            // Raw state never holds unknowns; JSON has no place for them.
+            prop_assume!(!v.contains_unknown());
+            let json = to_json(&v);
+            prop_assert_eq!(from_json(&json, &ty).unwrap(), roundtrip(&v, &ty));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            let _ = from_msgpack(&bytes, &Type::Object([("a".to_string(), Type::list(Type::Dynamic))].into_iter().collect()));
+        }
+    }
+
+    /// Terraform's JSON state form of a value (test helper).
+    fn to_json(v: &Value) -> serde_json::Value {
+        use serde_json::json;
+        match v {
+            Value::Null | Value::Unknown => serde_json::Value::Null,
+            Value::String(s) => json!(s),
+            Value::Number(Number::Int(i)) => json!(i),
+            Value::Number(Number::Float(f)) => json!(f),
+            Value::Number(Number::Decimal(d)) => json!(d),
+            Value::Bool(b) => json!(b),
+            Value::List(items) | Value::Set(items) | Value::Tuple(items) => {
+                serde_json::Value::Array(items.iter().map(to_json).collect())
+            }
+            Value::Map(m) | Value::Object(m) => {
+                serde_json::Value::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+            }
+            Value::Dynamic(d) => json!({"type": d.0.to_json(), "value": to_json(&d.1)}),
+        }
+    }
 }

@@ -62,8 +62,11 @@ impl Workdir {
     /// A folder that shares `init`'s result (data folder and lock file) with `other`.
     pub fn sharing(other: &Workdir, name: &str, main_tf: &str) -> Workdir {
         let w = Workdir::new(name, main_tf);
-        std::fs::copy(other.dir.join(".terraform.lock.hcl"), w.dir.join(".terraform.lock.hcl"))
-            .expect("copy lock file (run init on the first folder)");
+        std::fs::copy(
+            other.dir.join(".terraform.lock.hcl"),
+            w.dir.join(".terraform.lock.hcl"),
+        )
+        .expect("copy lock file (run init on the first folder)");
         Workdir {
             data_dir: other.data_dir.clone(),
             dir: w.dir,

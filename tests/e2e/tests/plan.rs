@@ -28,19 +28,26 @@ fn the_example_initialises_validates_and_plans() {
     for entry in std::fs::read_dir(&example).expect("examples/terraform") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "tf") {
-            std::fs::copy(&path, w.dir.join(path.file_name().expect("name"))).expect("copy example");
+            std::fs::copy(&path, w.dir.join(path.file_name().expect("name")))
+                .expect("copy example");
         }
     }
     let init = w.init();
     assert!(init.contains("compliance-monitor/compliance"), "{init}");
-    assert!(w.dir.join(".terraform.lock.hcl").exists(), "init wrote no lock file");
+    assert!(
+        w.dir.join(".terraform.lock.hcl").exists(),
+        "init wrote no lock file"
+    );
     w.ok(&["validate", "-no-color"]);
     let change = planned_change(&w, &["-var", "endpoint_url=http://127.0.0.1:9"]);
     assert_eq!(change["change"]["actions"], json!(["create"]));
     let after = &change["change"]["after"];
     assert_eq!(after["bucket_name"], "compliance-results-dev");
     assert_eq!(after["scanner_function_name"], "compliance-scanner-dev");
-    assert_eq!(after["reporter_log_group_name"], "/aws/lambda/compliance-reporter-dev");
+    assert_eq!(
+        after["reporter_log_group_name"],
+        "/aws/lambda/compliance-reporter-dev"
+    );
     assert_eq!(after["dashboard_name"], "compliance-dashboard-dev");
     assert_eq!(after["id"], "dev");
     // Only apply can know ARNs.
@@ -57,10 +64,15 @@ fn defaults_are_planned_and_shown() {
     let change = planned_change(&w, &[]);
     let after = &change["change"]["after"];
     assert_eq!(after["alert_email"], "compliance-team@example.com");
-    assert_eq!(after["required_tags"], json!(["Environment", "Owner", "CostCenter"]));
+    assert_eq!(
+        after["required_tags"],
+        json!(["Environment", "Owner", "CostCenter"])
+    );
     assert_eq!(
         after["restricted_ports"],
-        json!([20, 21, 22, 23, 25, 445, 1433, 1521, 3306, 3389, 5432, 5900, 6379, 9200, 11211, 27017])
+        json!([
+            20, 21, 22, 23, 25, 445, 1433, 1521, 3306, 3389, 5432, 5900, 6379, 9200, 11211, 27017
+        ])
     );
     assert_eq!(after["exempt_tag_key"], "ComplianceExempt");
     assert_eq!(after["scan_schedule"], "rate(6 hours)");
@@ -75,7 +87,8 @@ fn defaults_are_planned_and_shown() {
 /// A state holding the stack as applied with `suffix` and default settings, written the way
 /// Terraform writes state (format version 4), so plans can be checked against existing objects.
 fn state_for(suffix: &str) -> Value {
-    let arn = |service: &str, rest: String| format!("arn:aws:{service}:us-east-1:123456789012:{rest}");
+    let arn =
+        |service: &str, rest: String| format!("arn:aws:{service}:us-east-1:123456789012:{rest}");
     json!({
         "version": 4,
         "terraform_version": "1.0.0",
@@ -123,15 +136,26 @@ fn state_for(suffix: &str) -> Value {
 fn unchanged_config_plans_no_change_and_changes_plan_update_or_replace() {
     let w = Workdir::new("existing", &monitor("  environment_suffix = \"dev\""));
     w.init();
-    std::fs::write(w.dir.join("terraform.tfstate"), state_for("dev").to_string()).expect("write state");
+    std::fs::write(
+        w.dir.join("terraform.tfstate"),
+        state_for("dev").to_string(),
+    )
+    .expect("write state");
 
     // Same config: no change (exit code 0 with -detailed-exitcode).
     let out = w.run(&["plan", "-no-color", "-input=false", "-detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(0), "expected no changes:\n{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "expected no changes:\n{}",
+        text(&out)
+    );
     assert!(text(&out).contains("No changes"), "{}", text(&out));
 
     // Memory change: in-place update that keeps the ARNs known.
-    w.write(&monitor("  environment_suffix = \"dev\"\n  lambda_memory_mb = 512"));
+    w.write(&monitor(
+        "  environment_suffix = \"dev\"\n  lambda_memory_mb = 512",
+    ));
     let change = planned_change(&w, &[]);
     assert_eq!(change["change"]["actions"], json!(["update"]));
     assert_eq!(change["change"]["after"]["lambda_memory_mb"], 512);
@@ -144,7 +168,10 @@ fn unchanged_config_plans_no_change_and_changes_plan_update_or_replace() {
     w.write(&monitor("  environment_suffix = \"prod\""));
     let change = planned_change(&w, &[]);
     assert_eq!(change["change"]["actions"], json!(["delete", "create"]));
-    assert_eq!(change["change"]["after"]["bucket_name"], "compliance-results-prod");
+    assert_eq!(
+        change["change"]["after"]["bucket_name"],
+        "compliance-results-prod"
+    );
     assert_eq!(change["change"]["after_unknown"]["topic_arn"], true);
     let plan_text = w.ok(&["plan", "-no-color", "-input=false"]);
     assert!(plan_text.contains("forces replacement"), "{plan_text}");

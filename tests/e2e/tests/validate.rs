@@ -12,46 +12,223 @@ struct Case {
     summary: &'static str,
 }
 
-const fn case(name: &'static str, resource: &'static str, attribute: &'static str, summary: &'static str) -> Case {
-    Case { name, resource, provider: "", attribute, summary }
+const fn case(
+    name: &'static str,
+    resource: &'static str,
+    attribute: &'static str,
+    summary: &'static str,
+) -> Case {
+    Case {
+        name,
+        resource,
+        provider: "",
+        attribute,
+        summary,
+    }
 }
 
-const fn provider_case(name: &'static str, provider: &'static str, attribute: &'static str, summary: &'static str) -> Case {
-    Case { name, resource: "", provider, attribute, summary }
+const fn provider_case(
+    name: &'static str,
+    provider: &'static str,
+    attribute: &'static str,
+    summary: &'static str,
+) -> Case {
+    Case {
+        name,
+        resource: "",
+        provider,
+        attribute,
+        summary,
+    }
 }
 
 const CASES: &[Case] = &[
-    case("suffix-uppercase", r#"environment_suffix = "Dev""#, "environment_suffix", "Invalid environment_suffix"),
-    case("suffix-underscore", r#"environment_suffix = "dev_1""#, "environment_suffix", "Invalid environment_suffix"),
-    case("suffix-too-long", r#"environment_suffix = "abcdefghijabcdefghijabcdefghijabcdefghijabcde""#, "environment_suffix", "Invalid environment_suffix"),
-    case("suffix-trailing-hyphen", r#"environment_suffix = "dev-""#, "environment_suffix", "Invalid environment_suffix"),
-    case("suffix-empty", r#"environment_suffix = """#, "environment_suffix", "Invalid environment_suffix"),
-    case("email-no-at", r#"alert_email = "compliance-team""#, "alert_email", "Invalid alert_email"),
-    case("email-no-domain-dot", r#"alert_email = "team@localhost""#, "alert_email", "Invalid alert_email"),
-    case("scan-schedule-words", r#"scan_schedule = "every 6 hours""#, "scan_schedule", "Invalid scan_schedule"),
-    case("scan-schedule-plural", r#"scan_schedule = "rate(1 hours)""#, "scan_schedule", "Invalid scan_schedule"),
-    case("report-cron-5-fields", r#"report_schedule = "cron(0 0 * * *)""#, "report_schedule", "Invalid report_schedule"),
-    case("report-cron-no-question-mark", r#"report_schedule = "cron(0 0 * * * *)""#, "report_schedule", "Invalid report_schedule"),
-    case("retention-31", "log_retention_days = 31", "log_retention_days", "Invalid log_retention_days"),
-    case("retention-0", "log_retention_days = 0", "log_retention_days", "Invalid log_retention_days"),
-    case("required-tags-empty", "required_tags = []", "required_tags", "Invalid required_tags"),
-    case("required-tags-duplicate", r#"required_tags = ["Owner", "Owner"]"#, "required_tags", "Invalid required_tags"),
-    case("required-tags-blank", r#"required_tags = ["Owner", " "]"#, "required_tags", "Invalid required_tags"),
-    case("port-too-high", "restricted_ports = [22, 70000]", "restricted_ports", "Invalid restricted_ports"),
-    case("port-negative", "restricted_ports = [-1]", "restricted_ports", "Invalid restricted_ports"),
-    case("port-duplicate", "restricted_ports = [22, 22]", "restricted_ports", "Invalid restricted_ports"),
-    case("memory-too-low", "lambda_memory_mb = 64", "lambda_memory_mb", "Invalid lambda_memory_mb"),
-    case("memory-too-high", "lambda_memory_mb = 20000", "lambda_memory_mb", "Invalid lambda_memory_mb"),
-    case("memory-fraction", "lambda_memory_mb = 256.5", "lambda_memory_mb", "Invalid lambda_memory_mb"),
-    case("timeout-zero", "lambda_timeout_seconds = 0", "lambda_timeout_seconds", "Invalid lambda_timeout_seconds"),
-    case("timeout-over-900", "lambda_timeout_seconds = 901", "lambda_timeout_seconds", "Invalid lambda_timeout_seconds"),
-    case("glacier-negative", "glacier_transition_days = -1", "glacier_transition_days", "Invalid glacier_transition_days"),
-    case("exempt-key-reserved", r#"exempt_tag_key = "aws:exempt""#, "exempt_tag_key", "Invalid exempt_tag_key"),
-    case("tags-reserved-key", r#"tags = { "aws:team" = "x" }"#, "tags", "Invalid tags"),
-    provider_case("provider-region", r#"region = "useast1""#, "region", "Invalid region"),
-    provider_case("provider-endpoint", r#"endpoint_url = "localhost:5000""#, "endpoint_url", "Invalid endpoint_url"),
-    provider_case("provider-max-retries", "max_retries = 100", "max_retries", "Invalid max_retries"),
-    provider_case("provider-role-arn", "assume_role {\n    role_arn = \"not-an-arn\"\n  }", "role_arn", "Invalid assume_role.role_arn"),
+    case(
+        "suffix-uppercase",
+        r#"environment_suffix = "Dev""#,
+        "environment_suffix",
+        "Invalid environment_suffix",
+    ),
+    case(
+        "suffix-underscore",
+        r#"environment_suffix = "dev_1""#,
+        "environment_suffix",
+        "Invalid environment_suffix",
+    ),
+    case(
+        "suffix-too-long",
+        r#"environment_suffix = "abcdefghijabcdefghijabcdefghijabcdefghijabcde""#,
+        "environment_suffix",
+        "Invalid environment_suffix",
+    ),
+    case(
+        "suffix-trailing-hyphen",
+        r#"environment_suffix = "dev-""#,
+        "environment_suffix",
+        "Invalid environment_suffix",
+    ),
+    case(
+        "suffix-empty",
+        r#"environment_suffix = """#,
+        "environment_suffix",
+        "Invalid environment_suffix",
+    ),
+    case(
+        "email-no-at",
+        r#"alert_email = "compliance-team""#,
+        "alert_email",
+        "Invalid alert_email",
+    ),
+    case(
+        "email-no-domain-dot",
+        r#"alert_email = "team@localhost""#,
+        "alert_email",
+        "Invalid alert_email",
+    ),
+    case(
+        "scan-schedule-words",
+        r#"scan_schedule = "every 6 hours""#,
+        "scan_schedule",
+        "Invalid scan_schedule",
+    ),
+    case(
+        "scan-schedule-plural",
+        r#"scan_schedule = "rate(1 hours)""#,
+        "scan_schedule",
+        "Invalid scan_schedule",
+    ),
+    case(
+        "report-cron-5-fields",
+        r#"report_schedule = "cron(0 0 * * *)""#,
+        "report_schedule",
+        "Invalid report_schedule",
+    ),
+    case(
+        "report-cron-no-question-mark",
+        r#"report_schedule = "cron(0 0 * * * *)""#,
+        "report_schedule",
+        "Invalid report_schedule",
+    ),
+    case(
+        "retention-31",
+        "log_retention_days = 31",
+        "log_retention_days",
+        "Invalid log_retention_days",
+    ),
+    case(
+        "retention-0",
+        "log_retention_days = 0",
+        "log_retention_days",
+        "Invalid log_retention_days",
+    ),
+    case(
+        "required-tags-empty",
+        "required_tags = []",
+        "required_tags",
+        "Invalid required_tags",
+    ),
+    case(
+        "required-tags-duplicate",
+        r#"required_tags = ["Owner", "Owner"]"#,
+        "required_tags",
+        "Invalid required_tags",
+    ),
+    case(
+        "required-tags-blank",
+        r#"required_tags = ["Owner", " "]"#,
+        "required_tags",
+        "Invalid required_tags",
+    ),
+    case(
+        "port-too-high",
+        "restricted_ports = [22, 70000]",
+        "restricted_ports",
+        "Invalid restricted_ports",
+    ),
+    case(
+        "port-negative",
+        "restricted_ports = [-1]",
+        "restricted_ports",
+        "Invalid restricted_ports",
+    ),
+    case(
+        "port-duplicate",
+        "restricted_ports = [22, 22]",
+        "restricted_ports",
+        "Invalid restricted_ports",
+    ),
+    case(
+        "memory-too-low",
+        "lambda_memory_mb = 64",
+        "lambda_memory_mb",
+        "Invalid lambda_memory_mb",
+    ),
+    case(
+        "memory-too-high",
+        "lambda_memory_mb = 20000",
+        "lambda_memory_mb",
+        "Invalid lambda_memory_mb",
+    ),
+    case(
+        "memory-fraction",
+        "lambda_memory_mb = 256.5",
+        "lambda_memory_mb",
+        "Invalid lambda_memory_mb",
+    ),
+    case(
+        "timeout-zero",
+        "lambda_timeout_seconds = 0",
+        "lambda_timeout_seconds",
+        "Invalid lambda_timeout_seconds",
+    ),
+    case(
+        "timeout-over-900",
+        "lambda_timeout_seconds = 901",
+        "lambda_timeout_seconds",
+        "Invalid lambda_timeout_seconds",
+    ),
+    case(
+        "glacier-negative",
+        "glacier_transition_days = -1",
+        "glacier_transition_days",
+        "Invalid glacier_transition_days",
+    ),
+    case(
+        "exempt-key-reserved",
+        r#"exempt_tag_key = "aws:exempt""#,
+        "exempt_tag_key",
+        "Invalid exempt_tag_key",
+    ),
+    case(
+        "tags-reserved-key",
+        r#"tags = { "aws:team" = "x" }"#,
+        "tags",
+        "Invalid tags",
+    ),
+    provider_case(
+        "provider-region",
+        r#"region = "useast1""#,
+        "region",
+        "Invalid region",
+    ),
+    provider_case(
+        "provider-endpoint",
+        r#"endpoint_url = "localhost:5000""#,
+        "endpoint_url",
+        "Invalid endpoint_url",
+    ),
+    provider_case(
+        "provider-max-retries",
+        "max_retries = 100",
+        "max_retries",
+        "Invalid max_retries",
+    ),
+    provider_case(
+        "provider-role-arn",
+        "assume_role {\n    role_arn = \"not-an-arn\"\n  }",
+        "role_arn",
+        "Invalid assume_role.role_arn",
+    ),
 ];
 
 fn config(resource: &str, provider: &str) -> String {
@@ -82,7 +259,10 @@ fn line_of(text: &str, attribute: &str) -> i64 {
 #[test]
 fn invalid_configurations_fail_naming_the_attribute() {
     assert!(CASES.len() >= 20);
-    let base = Workdir::new("validate-base", &format!("{REQUIRED_PROVIDERS}\n{OFFLINE_PROVIDER}"));
+    let base = Workdir::new(
+        "validate-base",
+        &format!("{REQUIRED_PROVIDERS}\n{OFFLINE_PROVIDER}"),
+    );
     base.init();
     let mut failures = Vec::new();
     // Two at a time: the machine has two cores and each run starts Terraform and the provider.
@@ -102,20 +282,28 @@ fn invalid_configurations_fail_naming_the_attribute() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 fn check_case(c: &Case, out: &std::process::Output, main_tf: &str) -> Result<(), String> {
     if out.status.success() {
         return Err("validate succeeded".into());
     }
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("validate -json output is not JSON: {e}"))?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("validate -json output is not JSON: {e}"))?;
     if report["valid"] != serde_json::Value::Bool(false) {
         return Err("validate -json does not say valid: false".into());
     }
     let want_line = line_of(main_tf, c.attribute);
-    let diags = report["diagnostics"].as_array().cloned().unwrap_or_default();
+    let diags = report["diagnostics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let found = diags.iter().any(|d| {
         d["severity"] == "error"
             && d["summary"] == c.summary

@@ -201,7 +201,9 @@ pub fn workspace_root() -> PathBuf {
 
 /// The provider binary built in the dev profile; panics with the build command when missing.
 pub fn provider_bin() -> PathBuf {
-    let path = target_dir().join("debug").join("terraform-provider-compliance");
+    let path = target_dir()
+        .join("debug")
+        .join("terraform-provider-compliance");
     assert!(
         path.exists(),
         "the provider binary {} is missing: run `cargo build -p terraform-provider-compliance` \
