@@ -90,7 +90,8 @@ const DAY: &[time::format_description::FormatItem<'static>] =
 
 /// Reads a `YYYY-MM-DD` day.
 pub fn parse_date(text: &str) -> Result<Date> {
-    Date::parse(text.trim(), DAY).with_context(|| format!("{text:?} is not a YYYY-MM-DD date"))
+    // The parser's own message repeats itself; the input and the expected form say enough.
+    Date::parse(text.trim(), DAY).map_err(|_| anyhow!("{text:?} is not a YYYY-MM-DD date"))
 }
 
 /// Writes a day as `YYYY-MM-DD`.

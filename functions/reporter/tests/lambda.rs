@@ -84,7 +84,7 @@ async fn the_lambda_function_reports_the_day_an_event_names() {
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stderr(std::fs::File::create(log.with_extension("function.log")).unwrap());
     let mut function = Reaped(function.spawn().expect("start the reporter binary"));
 
     // Backfill: the event names the day.

@@ -3,64 +3,7 @@
 mod common;
 
 use common::*;
-use compliance_rules::report::Verdict::{Compliant as C, Exempt as E, NonCompliant as N};
-
-/// The previous day: one scan in which i-a and i-b are non-compliant and i-c compliant (33.33%).
-async fn previous_day(world: &World) {
-    world
-        .put_scan(&scan(
-            "2024-05-01T18:00:00Z",
-            &[("i-a", N), ("i-b", N), ("i-c", C)],
-        ))
-        .await;
-    world.report("2024-05-01");
-}
-
-/// The day under test: four scans with verdicts that change.
-///
-/// | scan  | i-a | i-b | i-c | i-d | i-e | i-f | compliance |
-/// | 00:00 |  N  |  N  |  C  |  E  |  -  |  C  | 2/4 = 50%  |
-/// | 06:00 |  N  |  C  |  C  |  E  |  -  |  C  | 3/4 = 75%  |
-/// | 12:00 |  N  |  C  |  N  |  E  |  N  |  C  | 2/5 = 40%  |
-/// | 18:00 |  N  |  C  |  N  |  E  |  N  |  C  | 2/5 = 40%  |
-async fn the_day(world: &World) {
-    let day = [
-        (
-            "2024-05-02T00:00:00Z",
-            vec![("i-a", N), ("i-b", N), ("i-c", C), ("i-d", E), ("i-f", C)],
-        ),
-        (
-            "2024-05-02T06:00:00Z",
-            vec![("i-a", N), ("i-b", C), ("i-c", C), ("i-d", E), ("i-f", C)],
-        ),
-        (
-            "2024-05-02T12:00:00Z",
-            vec![
-                ("i-a", N),
-                ("i-b", C),
-                ("i-c", N),
-                ("i-d", E),
-                ("i-e", N),
-                ("i-f", C),
-            ],
-        ),
-        (
-            "2024-05-02T18:00:00Z",
-            vec![
-                ("i-a", N),
-                ("i-b", C),
-                ("i-c", N),
-                ("i-d", E),
-                ("i-e", N),
-                ("i-f", C),
-            ],
-        ),
-    ];
-    // Stored out of order: the report orders scans by their start time.
-    for i in [2, 0, 3, 1] {
-        world.put_scan(&scan(day[i].0, &day[i].1)).await;
-    }
-}
+use compliance_rules::report::Verdict::{Compliant as C, NonCompliant as N};
 
 #[tokio::test]
 async fn a_day_of_changing_verdicts_is_reported_with_its_trend() {

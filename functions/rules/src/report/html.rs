@@ -32,7 +32,7 @@ h1{font-size:1.6rem;margin:0 0 .5rem}h2{font-size:1.2rem;margin:2rem 0 .6rem}\
 .figure .value{font-size:1.5rem;font-weight:600}.figure .label{font-size:.85rem;color:#616e7c}\
 .bad{color:#b42318}.good{color:#027a48}\
 table{border-collapse:collapse;font-size:.9rem}th,td{border:1px solid #cbd2d9;padding:.3rem .5rem;text-align:left;vertical-align:top}\
-th{background:#f5f7fa}.empty{font-size:1.3rem;font-weight:600;color:#b42318}";
+th{background:#f5f7fa}#offenders td:nth-child(-n+3),#scans td{white-space:nowrap}.empty{font-size:1.3rem;font-weight:600;color:#b42318}";
 
 /// Renders the page.
 pub fn render(r: &DailyReport) -> String {
