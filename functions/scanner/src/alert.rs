@@ -1,0 +1,302 @@
+//! The SNS alert: a subject a person can read in a mail client and a body that lists the worst
+//! offenders first, within SNS's limits however large the fleet.
+
+use std::fmt::Write as _;
+
+use compliance_rules::result::{InstanceResult, Reason, ScanResult, Violation};
+
+/// SNS's cap on a subject, in characters (it must be shorter than this).
+pub const MAX_SUBJECT_CHARS: usize = 100;
+
+/// SNS's cap on a message: 256 KiB of UTF-8.
+pub const MAX_MESSAGE_BYTES: usize = 262_144;
+
+/// The body's own budget: below the cap, with room for the closing line that says what was cut.
+const BODY_BUDGET: usize = MAX_MESSAGE_BYTES - 4_096;
+
+/// The alert's subject: stack, counts and percentage, printable ASCII, under 100 characters.
+pub fn subject(result: &ScanResult) -> String {
+    let s = &result.summary;
+    let judged = s.scanned - s.exempt;
+    let text = format!(
+        "[{}] EC2 compliance: {} of {} instances non-compliant ({:.1}% compliant)",
+        result.stack, s.non_compliant, judged, s.compliance_percentage
+    );
+    // SNS rejects control characters and mail clients mangle the rest: keep printable ASCII.
+    let clean: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if clean.len() < MAX_SUBJECT_CHARS {
+        clean
+    } else {
+        format!("{}...", &clean[..MAX_SUBJECT_CHARS - 4])
+    }
+}
+
+/// How bad an instance is, for ordering: world-open rules first (all traffic, then all ports, then
+/// restricted ports), then the number of missing tags.
+fn severity(i: &InstanceResult) -> (usize, usize, usize, usize) {
+    let count = |r: Reason| i.violations.iter().filter(|v| v.reason == r).count();
+    (
+        count(Reason::AllTraffic),
+        count(Reason::AllPorts),
+        count(Reason::RestrictedPorts),
+        i.missing_tags.len(),
+    )
+}
+
+/// One violation as a person reads it: `sg-1 tcp 22 from 0.0.0.0/0: restricted port(s) 22`.
+pub fn describe_violation(v: &Violation) -> String {
+    let ports = match (v.from_port, v.to_port) {
+        (Some(a), Some(b)) if a == b => format!(" {a}"),
+        (Some(a), Some(b)) => format!(" {a}-{b}"),
+        _ => String::new(),
+    };
+    let why = match v.reason {
+        Reason::AllTraffic => "all traffic".to_string(),
+        Reason::AllPorts => "all ports".to_string(),
+        Reason::RestrictedPorts => {
+            let list: Vec<String> = v.ports.iter().map(u16::to_string).collect();
+            format!("restricted port(s) {}", list.join(", "))
+        }
+    };
+    format!(
+        "{} {}{} from {}: {}",
+        v.group_id, v.protocol, ports, v.cidr, why
+    )
+}
+
+fn instance_block(n: usize, i: &InstanceResult) -> String {
+    let mut b = String::new();
+    let name = i
+        .name
+        .as_deref()
+        .map(|n| format!(" \"{n}\""))
+        .unwrap_or_default();
+    let _ = writeln!(
+        b,
+        "{n}. {}{name} ({}, {})",
+        i.instance_id, i.region, i.state
+    );
+    if !i.missing_tags.is_empty() {
+        let _ = writeln!(b, "   missing tags: {}", i.missing_tags.join(", "));
+    }
+    for m in &i.near_misses {
+        let _ = writeln!(
+            b,
+            "   near miss: tag \"{}\" looks like {}",
+            m.found, m.required
+        );
+    }
+    for v in &i.violations {
+        let _ = writeln!(b, "   open: {}", describe_violation(v));
+    }
+    b
+}
+
+/// The alert's body: totals, where the full result is, the non-compliant instances worst first,
+/// then the violating groups. Stops adding entries before SNS's cap and says how many were left out.
+pub fn body(result: &ScanResult, bucket: &str, key: &str) -> String {
+    let s = &result.summary;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "EC2 compliance scan of stack {} (account {}, regions {}) at {}.",
+        result.stack,
+        result.account_id.as_deref().unwrap_or("unknown"),
+        result.regions.join(", "),
+        result.finished_at
+    );
+    let _ = writeln!(
+        out,
+        "{} instances scanned: {} non-compliant, {} compliant, {} exempt; {:.1}% compliant.",
+        s.scanned, s.non_compliant, s.compliant, s.exempt, s.compliance_percentage
+    );
+    let _ = writeln!(
+        out,
+        "{} instances miss required tags; {} security-group rules are open to the world.",
+        s.instances_missing_tags, s.open_rules
+    );
+    let _ = writeln!(out, "\nFull result: s3://{bucket}/{key}\n");
+
+    let mut offenders: Vec<&InstanceResult> = result
+        .instances
+        .iter()
+        .filter(|i| !i.compliant && !i.exempt)
+        .collect();
+    offenders.sort_by(|a, b| {
+        severity(b)
+            .cmp(&severity(a))
+            .then_with(|| (&a.region, &a.instance_id).cmp(&(&b.region, &b.instance_id)))
+    });
+    let _ = writeln!(out, "Non-compliant instances, worst first:");
+    let mut shown = 0;
+    for (n, i) in offenders.iter().enumerate() {
+        let block = instance_block(n + 1, i);
+        if out.len() + block.len() > BODY_BUDGET {
+            break;
+        }
+        out.push_str(&block);
+        shown += 1;
+    }
+    let mut groups_shown = 0;
+    if shown == offenders.len() && !result.security_groups.is_empty() {
+        let _ = writeln!(out, "\nSecurity groups with rules open to the world:");
+        for g in &result.security_groups {
+            let mut block = format!(
+                "- {} \"{}\" ({}, {}) attached to {} scanned instance(s)\n",
+                g.group_id,
+                g.group_name,
+                g.vpc_id.as_deref().unwrap_or("no VPC"),
+                g.region,
+                g.attached_instances
+            );
+            for v in &g.violations {
+                let _ = writeln!(block, "   open: {}", describe_violation(v));
+            }
+            if out.len() + block.len() > BODY_BUDGET {
+                break;
+            }
+            out.push_str(&block);
+            groups_shown += 1;
+        }
+    }
+    let left_instances = offenders.len() - shown;
+    let left_groups = if shown == offenders.len() {
+        result.security_groups.len() - groups_shown
+    } else {
+        result.security_groups.len()
+    };
+    if left_instances > 0 || left_groups > 0 {
+        let _ = writeln!(
+            out,
+            "\n... {left_instances} more non-compliant instance(s) and {left_groups} violating group(s) \
+             are listed only in the full result: s3://{bucket}/{key}"
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use compliance_rules::result::{ScanSettings, Summary, SCAN_SCHEMA_VERSION};
+
+    fn violation(group: &str, reason: Reason) -> Violation {
+        Violation {
+            group_id: group.into(),
+            protocol: "tcp".into(),
+            from_port: Some(22),
+            to_port: Some(22),
+            cidr: "0.0.0.0/0".into(),
+            reason,
+            ports: vec![22],
+        }
+    }
+
+    fn instance(id: &str, missing: usize, violations: Vec<Violation>) -> InstanceResult {
+        InstanceResult {
+            instance_id: id.into(),
+            region: "us-east-1".into(),
+            state: "running".into(),
+            name: Some(format!("name-{id}")),
+            compliant: missing == 0 && violations.is_empty(),
+            exempt: false,
+            missing_tags: ["Environment", "Owner", "CostCenter"][..missing]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            near_misses: vec![],
+            security_groups: vec![],
+            violations,
+        }
+    }
+
+    fn result(stack: &str, instances: Vec<InstanceResult>) -> ScanResult {
+        let nc = instances.iter().filter(|i| !i.compliant).count() as u64;
+        ScanResult {
+            schema_version: SCAN_SCHEMA_VERSION,
+            started_at: "2024-01-01T00:00:00Z".into(),
+            finished_at: "2024-01-01T00:00:01Z".into(),
+            duration_ms: 1000,
+            stack: stack.into(),
+            account_id: Some("123456789012".into()),
+            regions: vec!["us-east-1".into()],
+            settings: ScanSettings::default(),
+            summary: Summary {
+                scanned: instances.len() as u64,
+                exempt: 0,
+                compliant: instances.len() as u64 - nc,
+                non_compliant: nc,
+                compliance_percentage: 50.0,
+                instances_missing_tags: 0,
+                open_rules: 0,
+            },
+            instances,
+            security_groups: vec![],
+        }
+    }
+
+    #[test]
+    fn subject_is_short_and_printable() {
+        let r = result("dev", vec![instance("i-1", 1, vec![])]);
+        let s = subject(&r);
+        assert_eq!(
+            s,
+            "[dev] EC2 compliance: 1 of 1 instances non-compliant (50.0% compliant)"
+        );
+        let long = result(&"é-long-stack-name".repeat(10), vec![]);
+        let s = subject(&long);
+        assert!(s.len() < MAX_SUBJECT_CHARS, "{}", s.len());
+        assert!(s.chars().all(|c| c.is_ascii_graphic() || c == ' '));
+    }
+
+    #[test]
+    fn worst_offenders_come_first() {
+        let r = result(
+            "dev",
+            vec![
+                instance("i-a", 1, vec![]),
+                instance("i-b", 0, vec![violation("sg-1", Reason::RestrictedPorts)]),
+                instance("i-c", 0, vec![violation("sg-2", Reason::AllTraffic)]),
+                instance("i-d", 3, vec![]),
+                instance("i-e", 0, vec![]),
+            ],
+        );
+        let b = body(&r, "bkt", "scans/k.json");
+        let pos = |id: &str| b.find(&format!(". {id} ")).unwrap_or(usize::MAX);
+        assert!(pos("i-c") < pos("i-b") && pos("i-b") < pos("i-d") && pos("i-d") < pos("i-a"));
+        assert_eq!(pos("i-e"), usize::MAX, "compliant instances are not listed");
+        assert!(b.contains("s3://bkt/scans/k.json"));
+        assert!(b.contains("sg-2 tcp 22 from 0.0.0.0/0: all traffic"));
+        assert!(!b.contains("more non-compliant"));
+    }
+
+    #[test]
+    fn huge_fleet_stays_under_the_cap_and_says_what_was_cut() {
+        let many: Vec<_> = (0..20_000)
+            .map(|n| {
+                instance(
+                    &format!("i-{n:08}"),
+                    3,
+                    vec![violation("sg-1", Reason::RestrictedPorts)],
+                )
+            })
+            .collect();
+        let b = body(&result("dev", many), "bkt", "scans/k.json");
+        assert!(b.len() < MAX_MESSAGE_BYTES, "{}", b.len());
+        assert!(
+            b.len() > MAX_MESSAGE_BYTES / 2,
+            "the budget is used, not wasted"
+        );
+        assert!(b.contains("more non-compliant instance(s)"));
+        assert!(b.trim_end().ends_with("s3://bkt/scans/k.json"));
+    }
+}

@@ -1,0 +1,144 @@
+//! The EC2 compliance scanner: reads every instance and security group of the configured regions,
+//! judges them with [`compliance_rules`], stores the result in S3, publishes CloudWatch metrics and
+//! alerts by SNS.
+//!
+//! It runs as a Lambda function (`provided.al2023`) when `AWS_LAMBDA_RUNTIME_API` is set, one scan
+//! per invocation, and otherwise as a CLI: `compliance-scanner scan`.
+
+pub mod alert;
+pub mod calls;
+pub mod config;
+pub mod fetch;
+pub mod outputs;
+pub mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::ScanArgs;
+use crate::run::{run_scan, Clients, RunReport};
+
+/// The command line of a local run.
+#[derive(Debug, Parser)]
+#[command(
+    name = "compliance-scanner",
+    version,
+    about = "Scans EC2 instances and security groups for compliance"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The CLI's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs one scan: prints the summary as JSON on stdout and one line on stderr.
+    Scan(ScanArgs),
+}
+
+/// The Lambda function reads the same settings, from the environment only.
+#[derive(Debug, Parser)]
+struct LambdaArgs {
+    #[command(flatten)]
+    scan: ScanArgs,
+}
+
+fn init_logging(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Entry point of the binary: Lambda mode or CLI mode, by the environment.
+pub async fn main_entry() -> ExitCode {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        init_logging("info");
+        match lambda_main().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "lambda runtime stopped");
+                ExitCode::FAILURE
+            }
+        }
+    } else {
+        init_logging("warn");
+        let Command::Scan(args) = Cli::parse().command;
+        cli_scan(args).await
+    }
+}
+
+/// `compliance-scanner scan`: the summary JSON on stdout, one line on stderr, exit 1 on failure.
+pub async fn cli_scan(args: ScanArgs) -> ExitCode {
+    let clients = Clients::from_env().await;
+    let config = match args.into_config(clients.default_region().as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("compliance-scanner: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run_scan(&config, &clients).await {
+        Ok(report) => {
+            match serde_json::to_string(&report) {
+                Ok(json) => println!("{json}"),
+                Err(e) => eprintln!("compliance-scanner: cannot print the summary: {e}"),
+            }
+            eprintln!("{}", report.human_line());
+            if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("compliance-scanner: scan failed, nothing stored: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves invocations until the runtime stops: one scan per event (the event's content is not
+/// used: a schedule or a manual invoke both mean "scan now").
+async fn lambda_main() -> Result<(), lambda_runtime::Error> {
+    let args = LambdaArgs::try_parse_from(["compliance-scanner"])?.scan;
+    let sdk = Clients::from_env().await;
+    let config = args.into_config(sdk.default_region().as_deref())?;
+    let handler = lambda_runtime::service_fn(
+        move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let config = config.clone();
+            let sdk = sdk.clone();
+            async move { handle(&config, &sdk).await }
+        },
+    );
+    lambda_runtime::run(handler).await
+}
+
+async fn handle(
+    config: &config::Config,
+    template: &Clients,
+) -> Result<RunReport, lambda_runtime::Error> {
+    // Fresh counters per invocation, over the same configuration.
+    let clients = template.fresh();
+    let report = run_scan(config, &clients)
+        .await
+        .map_err(|e| format!("scan failed, nothing stored: {e:#}"))?;
+    tracing::info!("{}", report.human_line());
+    if report.errors.is_empty() {
+        Ok(report)
+    } else {
+        Err(format!(
+            "result stored at s3://{}/{} but: {}",
+            report.bucket,
+            report.result_key,
+            report.errors.join("; ")
+        )
+        .into())
+    }
+}

@@ -1,0 +1,256 @@
+//! One scan, start to end: read every region, judge, store, then metrics and alert.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_types::region::Region;
+use compliance_rules::result::{ScanResult, Summary, SCAN_SCHEMA_VERSION};
+use compliance_rules::verdict::evaluate;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::calls::CallCounter;
+use crate::config::Config;
+use crate::fetch::{fetch_region, RegionFleet};
+use crate::outputs;
+
+/// Attempts per AWS call (the first plus retries), with the SDK's standard mode: exponential
+/// backoff with jitter on throttling, 5xx and transient network errors.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// The AWS clients of a run, all sharing one configuration and one call counter.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    sdk: SdkConfig,
+    counter: CallCounter,
+    s3: aws_sdk_s3::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+    sns: aws_sdk_sns::Client,
+    sts: aws_sdk_sts::Client,
+}
+
+impl Clients {
+    /// Clients from the standard chain (environment, profile, container or instance credentials;
+    /// `AWS_ENDPOINT_URL` for an emulator).
+    pub async fn from_env() -> Clients {
+        let retry = RetryConfig::standard()
+            .with_max_attempts(MAX_ATTEMPTS)
+            .with_initial_backoff(Duration::from_millis(200))
+            .with_max_backoff(Duration::from_secs(10));
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(retry)
+            .load()
+            .await;
+        Clients::new(sdk)
+    }
+
+    /// Clients from a loaded SDK configuration.
+    pub fn new(sdk: SdkConfig) -> Clients {
+        let counter = CallCounter::default();
+        // An emulator or private endpoint serves buckets by path, not by virtual host.
+        let path_style =
+            sdk.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(path_style)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
+            aws_sdk_cloudwatch::config::Builder::from(&sdk)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let sns = aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::config::Builder::from(&sdk)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&sdk)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        Clients {
+            sdk,
+            counter,
+            s3,
+            cloudwatch,
+            sns,
+            sts,
+        }
+    }
+
+    /// New clients over the same configuration, with counters at zero.
+    pub fn fresh(&self) -> Clients {
+        Clients::new(self.sdk.clone())
+    }
+
+    /// The region the SDK is configured for, if any.
+    pub fn default_region(&self) -> Option<String> {
+        self.sdk.region().map(|r| r.to_string())
+    }
+
+    /// An EC2 client for one region.
+    pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(&self.sdk)
+                .region(Region::new(region.to_string()))
+                .interceptor(self.counter.clone())
+                .build(),
+        )
+    }
+
+    /// HTTP attempts so far, per `Service:Operation`.
+    pub fn api_calls(&self) -> BTreeMap<String, u64> {
+        self.counter.snapshot()
+    }
+}
+
+/// What a run returns: the summary (flattened, so its fields are top level), where the result is,
+/// and what went wrong after it was stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The scan's totals.
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// The stack scanned for.
+    pub stack: String,
+    /// The regions scanned.
+    pub regions: Vec<String>,
+    /// Bucket holding the result.
+    pub bucket: String,
+    /// Key of the stored result.
+    pub result_key: String,
+    /// Whether an alert was published.
+    pub alert_sent: bool,
+    /// Wall time of the whole run (scan, store, metrics, alert) in milliseconds.
+    pub run_ms: u64,
+    /// HTTP attempts per `Service:Operation`, retries included.
+    pub api_calls: BTreeMap<String, u64>,
+    /// Failures after the result was stored (metrics, alert); non-empty means the run failed.
+    pub errors: Vec<String>,
+}
+
+impl RunReport {
+    /// One line for a person: counts, percentage, where the result is.
+    pub fn human_line(&self) -> String {
+        let s = &self.summary;
+        let mut line = format!(
+            "compliance scan [{}] {}: {} instances, {} non-compliant, {} compliant, {} exempt \
+             ({:.1}% compliant), {} open rules; result s3://{}/{}; alert {}",
+            self.stack,
+            self.regions.join(","),
+            s.scanned,
+            s.non_compliant,
+            s.compliant,
+            s.exempt,
+            s.compliance_percentage,
+            s.open_rules,
+            self.bucket,
+            self.result_key,
+            if self.alert_sent { "sent" } else { "not sent" },
+        );
+        if !self.errors.is_empty() {
+            line.push_str(&format!("; FAILED: {}", self.errors.join("; ")));
+        }
+        line
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).expect("UTC time formats as RFC 3339")
+}
+
+/// Runs one scan. An error means nothing was stored; once the result is stored, metric and alert
+/// failures are collected in [`RunReport::errors`] (both are still attempted).
+pub async fn run_scan(config: &Config, clients: &Clients) -> anyhow::Result<RunReport> {
+    let started_at = OffsetDateTime::now_utc();
+    let clock = Instant::now();
+
+    let account = async {
+        match clients.sts.get_caller_identity().send().await {
+            Ok(id) => id.account,
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_sts::error::DisplayErrorContext(&e), "account id unknown");
+                None
+            }
+        }
+    };
+    let fleets = futures::future::try_join_all(config.regions.iter().map(|region| async move {
+        let client = clients.ec2(region);
+        fetch_region(&client, region).await
+    }));
+    let (account_id, fleets) = tokio::join!(account, fleets);
+    let mut instances = Vec::new();
+    let mut groups = Vec::new();
+    for RegionFleet {
+        instances: i,
+        groups: g,
+    } in fleets?
+    {
+        instances.extend(i);
+        groups.extend(g);
+    }
+    let evaluation = evaluate(instances, &groups, &config.rules);
+    drop(groups);
+
+    let finished_at = OffsetDateTime::now_utc();
+    let result = ScanResult {
+        schema_version: SCAN_SCHEMA_VERSION,
+        started_at: rfc3339(started_at),
+        finished_at: rfc3339(finished_at),
+        duration_ms: clock.elapsed().as_millis() as u64,
+        stack: config.stack.clone(),
+        account_id,
+        regions: config.regions.clone(),
+        settings: config.rules.clone(),
+        summary: evaluation.summary,
+        instances: evaluation.instances,
+        security_groups: evaluation.security_groups,
+    };
+
+    let key = outputs::result_key(started_at);
+    let json = serde_json::to_vec(&result).context("serialize the scan result")?;
+    outputs::store(&clients.s3, &config.bucket, &key, json).await?;
+    tracing::info!(bucket = %config.bucket, key = %key, "scan result stored");
+
+    let mut errors = Vec::new();
+    let data = outputs::metric_data(&result.summary, &config.stack, finished_at);
+    if let Err(e) =
+        outputs::publish_metrics(&clients.cloudwatch, &config.metric_namespace, data).await
+    {
+        errors.push(format!("{e:#}"));
+    }
+    let mut alert_sent = false;
+    if result.summary.non_compliant > 0 {
+        match &config.topic_arn {
+            Some(topic) => {
+                match outputs::send_alert(&clients.sns, topic, &result, &config.bucket, &key).await
+                {
+                    Ok(()) => alert_sent = true,
+                    Err(e) => errors.push(format!("{e:#}")),
+                }
+            }
+            None => tracing::warn!("non-compliant instances found but no TOPIC_ARN: no alert sent"),
+        }
+    }
+    for e in &errors {
+        tracing::error!(error = %e, key = %key, "failure after the result was stored");
+    }
+    Ok(RunReport {
+        summary: result.summary,
+        stack: config.stack.clone(),
+        regions: config.regions.clone(),
+        bucket: config.bucket.clone(),
+        result_key: key,
+        alert_sent,
+        run_ms: clock.elapsed().as_millis() as u64,
+        api_calls: clients.api_calls(),
+        errors,
+    })
+}
