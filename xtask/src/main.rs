@@ -6,8 +6,12 @@
 //! - `demo`: setup, build the provider, install it into a filesystem mirror, and run Terraform on
 //!   `examples/terraform`.
 //! - `bench`: print the provider's start-up and memory figures.
+//! - `lambda`: build the scanner and reporter for Lambda and package the zips the provider
+//!   embeds (`test`, `demo` and `bench` run it first).
 
 mod bench;
+mod demo;
+mod lambda;
 mod setup;
 
 use std::path::Path;
@@ -19,11 +23,21 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::setup(),
-        Some("test") => setup::setup().and_then(|()| test(&args[1..])),
-        Some("demo") => setup::setup().and_then(|()| demo()),
-        Some("bench") => setup::setup().and_then(|()| bench::run_bench()),
+        Some("test") => setup::setup()
+            .and_then(|()| lambda::lambda(&[]))
+            .and_then(|()| test(&args[1..])),
+        Some("demo") => setup::setup()
+            .and_then(|()| lambda::lambda(&[]))
+            .and_then(|()| demo::demo(&args[1..])),
+        Some("bench") => setup::setup()
+            .and_then(|()| lambda::lambda(&[]))
+            .and_then(|()| bench::run_bench()),
+        Some("lambda") => setup::setup().and_then(|()| lambda::lambda(&args[1..])),
         Some("rss-wrap") => bench::rss_wrap(&args[1..]),
-        _ => Err("usage: cargo xtask <setup | test | demo | bench>".to_string()),
+        _ => Err(
+            "usage: cargo xtask <setup | test | demo [destroy] | bench | lambda [--check-reproducible]>"
+                .to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,7 +70,8 @@ fn describe(cmd: &Command) -> String {
     s
 }
 
-fn cargo() -> Command {
+/// A cargo command in the workspace root.
+pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace_root());
     cmd
@@ -69,38 +84,6 @@ fn test(extra: &[String]) -> Result<(), String> {
     run(cargo()
         .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra))
-}
-
-/// Builds the provider, installs it into a filesystem mirror and runs Terraform on the example.
-fn demo() -> Result<(), String> {
-    run(cargo().args(["build", "-p", "terraform-provider-compliance"]))?;
-    let root = workspace_root();
-    let work = root.join("target").join("demo");
-    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
-    let cli_config = test_support::install_mirror(&test_support::provider_bin(), &work);
-    let example = root.join("examples").join("terraform");
-    let data_dir = work.join(".terraform");
-    let tf = |args: &[&str]| -> Result<(), String> {
-        let mut cmd = test_support::terraform(&example, &cli_config);
-        cmd.env("TF_DATA_DIR", &data_dir).args(args);
-        run(&mut cmd)
-    };
-    println!(
-        "== Provider installed into a filesystem mirror at {}",
-        work.join("mirror").display()
-    );
-    tf(&["init", "-no-color", "-lockfile=readonly"]).or_else(|_| tf(&["init", "-no-color"]))?;
-    tf(&["validate", "-no-color"])?;
-    tf(&[
-        "plan",
-        "-no-color",
-        "-lock=false",
-        &format!("-state={}", work.join("terraform.tfstate").display()),
-    ])?;
-    println!(
-        "\n== Demo done: Terraform installed, validated and planned the compliance_monitor stack."
-    );
-    Ok(())
 }
 
 /// True when `path` exists and is executable.
