@@ -4,5 +4,8 @@
 //! Layers, each knowing only the one below: [`protocol`] speaks Terraform's plugin protocol and
 //! knows nothing of AWS; [`monitor`] maps a `compliance_monitor` block to the desired stack.
 
+pub mod aws;
+#[path = "code_tmp.rs"]
+pub mod code;
 pub mod monitor;
 pub mod protocol;

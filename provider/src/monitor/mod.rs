@@ -1,18 +1,21 @@
 //! The compliance monitor provider: its provider block and the `compliance_monitor` resource, which
 //! maps configuration to the desired stack.
 
+pub mod import;
 pub mod names;
 pub mod resource;
 pub mod schema;
 pub mod settings;
+pub mod stack;
 pub mod validate;
 
 use std::sync::{Arc, OnceLock};
 
-use crate::protocol::diag::Diagnostics;
+use crate::protocol::diag::{Diagnostic, Diagnostics};
 use crate::protocol::schema::Schema;
 use crate::protocol::service::{Provider, Resource};
 use crate::protocol::value::Value;
+use resource::Configured;
 use settings::ProviderSettings;
 
 /// Source address users write in `required_providers`.
@@ -21,14 +24,14 @@ pub const SOURCE_ADDRESS: &str = "registry.terraform.io/compliance-monitor/compl
 /// The provider.
 pub struct ComplianceProvider {
     schema: Schema,
-    settings: Arc<OnceLock<ProviderSettings>>,
+    configured: Arc<OnceLock<Configured>>,
 }
 
 impl Default for ComplianceProvider {
     fn default() -> Self {
         ComplianceProvider {
             schema: schema::provider_schema(),
-            settings: Arc::new(OnceLock::new()),
+            configured: Arc::new(OnceLock::new()),
         }
     }
 }
@@ -41,7 +44,7 @@ impl Provider for ComplianceProvider {
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
         vec![Arc::new(resource::ComplianceMonitor::new(
-            self.settings.clone(),
+            self.configured.clone(),
         ))]
     }
 
@@ -51,8 +54,18 @@ impl Provider for ComplianceProvider {
 
     async fn configure(&self, config: Value, terraform_version: &str) -> Diagnostics {
         tracing::info!(terraform_version, "configuring provider");
-        // Terraform configures each provider process once; a second call keeps the first settings.
-        let _ = self.settings.set(ProviderSettings::from_config(&config));
+        let settings = ProviderSettings::from_config(&config);
+        // Building clients makes no AWS call: plans of new stacks work offline.
+        let clients = match crate::aws::Clients::new(&settings).await {
+            Ok(c) => c,
+            Err(e) => return Diagnostic::error("Cannot configure AWS access", e).into(),
+        };
+        // Terraform configures each provider process once; a second call keeps the first.
+        let _ = self.configured.set(Configured {
+            settings,
+            clients,
+            account_id: tokio::sync::OnceCell::new(),
+        });
         Diagnostics::default()
     }
 }

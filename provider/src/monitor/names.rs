@@ -48,7 +48,7 @@ impl StackNames {
                 format!("reporter-duration-alarm-{suffix}"),
             ],
             dashboard: format!("compliance-dashboard-{suffix}"),
-            metric_namespace: "ComplianceMonitor".to_string(),
+            metric_namespace: "ComplianceMonitoring".to_string(),
             scanner,
             reporter,
         }

@@ -1,35 +1,161 @@
 //! The `compliance_monitor` resource: validation and planning of the whole stack.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
 use super::names::StackNames;
 use super::schema::{resource_schema, OUTPUTS};
 use super::settings::ProviderSettings;
+use super::stack;
 use super::validate;
+use crate::aws::functions::{Code, Function};
+use crate::aws::{Clients, Desired, PieceError};
 use crate::protocol::diag::{AttrPath, Diagnostic, Diagnostics};
 use crate::protocol::schema::Schema;
 use crate::protocol::service::{ApplyRequest, Outcome, PlanRequest, Resource};
 use crate::protocol::value::Value;
 
+/// What ConfigureProvider sets up for the resource.
+#[derive(Debug)]
+pub struct Configured {
+    /// The provider block.
+    pub settings: ProviderSettings,
+    /// AWS clients.
+    pub clients: Clients,
+    /// The account, looked up once on first use.
+    pub account_id: tokio::sync::OnceCell<String>,
+}
+
 /// The `compliance_monitor` resource type.
 pub struct ComplianceMonitor {
     schema: Schema,
-    /// Filled by ConfigureProvider.
-    #[allow(dead_code)]
-    settings: Arc<std::sync::OnceLock<ProviderSettings>>,
+    configured: Arc<OnceLock<Configured>>,
 }
 
 impl ComplianceMonitor {
-    /// A resource that uses the provider's settings once they are configured.
-    pub fn new(settings: Arc<std::sync::OnceLock<ProviderSettings>>) -> ComplianceMonitor {
+    /// A resource that uses the provider's configuration once it is set.
+    pub fn new(configured: Arc<OnceLock<Configured>>) -> ComplianceMonitor {
         ComplianceMonitor {
             schema: resource_schema(),
-            settings,
+            configured,
         }
     }
+
+    fn configured(&self) -> Result<&Configured, Diagnostics> {
+        self.configured.get().ok_or_else(|| {
+            Diagnostic::error(
+                "Provider not configured",
+                "Terraform called the resource before configuring the provider. This is a bug; please report it.",
+            )
+            .into()
+        })
+    }
+
+    /// The desired stack for a state or plan value, with the account looked up once.
+    async fn desired(&self, v: &Value) -> Result<(&Configured, Desired), Diagnostics> {
+        let cfg = self.configured()?;
+        let account = cfg
+            .account_id
+            .get_or_try_init(|| cfg.clients.account_id())
+            .await
+            .map_err(piece_error)?;
+        Ok((
+            cfg,
+            desired_from(v, &cfg.settings, &cfg.clients.region, account),
+        ))
+    }
+}
+
+/// The stack's own tags, on top of the provider's and the user's.
+pub fn own_tags(suffix: &str) -> [(String, String); 2] {
+    [
+        (
+            "ManagedBy".to_string(),
+            "terraform-provider-compliance".to_string(),
+        ),
+        ("ComplianceStack".to_string(), suffix.to_string()),
+    ]
+}
+
+fn int(v: &Value, name: &str) -> i32 {
+    v.attr(name).as_i64().unwrap_or_default() as i32
+}
+
+fn text(v: &Value, name: &str) -> String {
+    v.attr(name).as_str().unwrap_or_default().to_string()
+}
+
+/// Maps a known, validated resource value to the desired stack.
+pub fn desired_from(
+    v: &Value,
+    settings: &ProviderSettings,
+    region: &str,
+    account_id: &str,
+) -> Desired {
+    let suffix = text(v, "environment_suffix");
+    let mut tags: BTreeMap<String, String> = settings.default_tags.clone();
+    if let Some(user) = v.attr("tags").entries() {
+        tags.extend(
+            user.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))),
+        );
+    }
+    tags.extend(own_tags(&suffix));
+    Desired {
+        names: StackNames::new(&suffix),
+        account_id: account_id.to_string(),
+        region: region.to_string(),
+        alert_email: text(v, "alert_email"),
+        required_tags: v
+            .attr("required_tags")
+            .elements()
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect(),
+        restricted_ports: v
+            .attr("restricted_ports")
+            .elements()
+            .iter()
+            .filter_map(|p| p.as_i64())
+            .map(|p| p as u16)
+            .collect(),
+        exempt_tag_key: text(v, "exempt_tag_key"),
+        scan_schedule: text(v, "scan_schedule"),
+        report_schedule: text(v, "report_schedule"),
+        log_retention_days: int(v, "log_retention_days"),
+        glacier_transition_days: int(v, "glacier_transition_days"),
+        memory_mb: int(v, "lambda_memory_mb"),
+        timeout_seconds: int(v, "lambda_timeout_seconds"),
+        tags,
+    }
+}
+
+fn piece_error(e: PieceError) -> Diagnostics {
+    Diagnostic::error(
+        format!("Failed {} {}", e.action, e.piece),
+        format!(
+            "{e}\n\nWhat was done before the failure is kept in the state; run `terraform apply` again to finish, or \
+             `terraform destroy` to remove every piece."
+        ),
+    )
+    .into()
+}
+
+fn codes() -> [Code<'static>; 2] {
+    let s = crate::code::scanner();
+    let r = crate::code::reporter();
+    [
+        Code {
+            zip: s.zip,
+            sha256: &s.sha256_base64,
+        },
+        Code {
+            zip: r.zip,
+            sha256: &r.sha256_base64,
+        },
+    ]
 }
 
 /// Runs `check` on a known, non-null attribute and turns its message into a diagnostic there.
@@ -211,9 +337,10 @@ pub fn validate_config(config: &Value) -> Diagnostics {
     d
 }
 
-/// Fills the computed attributes of a planned state: names from the suffix are known at plan;
-/// ARNs are known only after apply, so they keep their prior value on update and are unknown on
-/// create or replacement.
+/// Fills the computed attributes of a planned state: names from the suffix and the embedded code
+/// hashes are known at plan; ARNs are known only after apply, so they keep their prior value on
+/// update and are unknown on create or replacement. A planned `drift` of `[]` turns drift found by
+/// the last read into a planned change.
 pub fn plan_state(req: &PlanRequest) -> Value {
     let mut planned = req.proposed.clone();
     let suffix = req.proposed.attr("environment_suffix").clone();
@@ -240,7 +367,48 @@ pub fn plan_state(req: &PlanRequest) -> Value {
         };
         attrs.insert(name.to_string(), value);
     }
+    let [scanner, reporter] = codes();
+    attrs.insert("scanner_code_sha256".into(), Value::string(scanner.sha256));
+    attrs.insert(
+        "reporter_code_sha256".into(),
+        Value::string(reporter.sha256),
+    );
+    attrs.insert("drift".into(), Value::List(Vec::new()));
     planned
+}
+
+/// The state after a successful or partial apply: the planned value with what apply learnt.
+fn applied_state(planned: &Value, applied: &stack::Applied, complete: bool) -> Value {
+    let mut state = planned.clone();
+    if let Value::Object(attrs) = &mut state {
+        let known = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+        attrs.insert("topic_arn".into(), known(&applied.topic_arn));
+        attrs.insert(
+            "scanner_function_arn".into(),
+            known(&applied.function_arns[0]),
+        );
+        attrs.insert(
+            "reporter_function_arn".into(),
+            known(&applied.function_arns[1]),
+        );
+        if !complete {
+            // Unknowns may not remain in a returned state; the next read fills in the truth.
+            for v in attrs.values_mut() {
+                if v.is_unknown() {
+                    *v = Value::Null;
+                }
+            }
+        }
+    }
+    state
+}
+
+fn with_error(state: Value, d: Diagnostics) -> Outcome {
+    Outcome {
+        state,
+        private: Vec::new(),
+        diagnostics: d,
+    }
 }
 
 #[tonic::async_trait]
@@ -265,39 +433,247 @@ impl Resource for ComplianceMonitor {
         }
     }
 
-    async fn apply(&self, req: ApplyRequest, _cancel: CancellationToken) -> Outcome {
+    async fn apply(&self, req: ApplyRequest, cancel: CancellationToken) -> Outcome {
         if req.planned.is_null() {
-            // Nothing was ever created by this build, so there is nothing to delete.
-            return Outcome::default();
+            let (_, d) = match self.desired(&req.prior).await {
+                Ok(x) => x,
+                Err(diags) => return with_error(req.prior, diags),
+            };
+            let cfg = self.configured.get().expect("configured");
+            tracing::info!(stack = %d.names.suffix, "deleting the stack");
+            return match stack::delete(&cfg.clients, &d).await {
+                Ok(kept) => Outcome {
+                    diagnostics: Diagnostics(
+                        kept.into_iter()
+                            .map(|piece| {
+                                Diagnostic::warning(
+                                    format!("Left {piece} in place"),
+                                    format!(
+                                        "It is not tagged ComplianceStack = {:?}, so it was not created by this stack \
+                                         and was not deleted.",
+                                        d.names.suffix
+                                    ),
+                                )
+                            })
+                            .collect(),
+                    ),
+                    ..Outcome::default()
+                },
+                Err(e) => with_error(req.prior, piece_error(e)),
+            };
         }
-        Outcome {
-            state: req.prior,
-            diagnostics: Diagnostic::error(
-                "compliance_monitor cannot create AWS resources yet",
-                "This build of the provider validates and plans the stack; creating its AWS pieces is not \
-                 implemented yet. Nothing was created.",
-            )
-            .into(),
-            ..Outcome::default()
+        let (cfg, d) = match self.desired(&req.planned).await {
+            Ok(x) => x,
+            Err(diags) => return with_error(req.prior, diags),
+        };
+        tracing::info!(stack = %d.names.suffix, create = req.prior.is_null(), "applying the stack");
+        let observed = match stack::read(&cfg.clients, &d).await {
+            Ok(o) => o,
+            Err(e) => return with_error(req.prior, piece_error(e)),
+        };
+        let retag = req.prior.is_null() || req.prior.attr("tags") != req.planned.attr("tags");
+        let mut applied = stack::Applied {
+            topic_arn: observed.topic.present().map(|_| d.topic_arn()),
+            function_arns: [
+                observed.functions[0].present().map(|f| f.arn.clone()),
+                observed.functions[1].present().map(|f| f.arn.clone()),
+            ],
+        };
+        let creating = req.prior.is_null();
+        match stack::ensure(
+            &cfg.clients,
+            &d,
+            &observed,
+            codes(),
+            retag,
+            creating,
+            &cancel,
+            &mut applied,
+        )
+        .await
+        {
+            Ok(()) => Outcome {
+                state: applied_state(&req.planned, &applied, true),
+                ..Outcome::default()
+            },
+            Err(e) => with_error(applied_state(&req.planned, &applied, false), piece_error(e)),
         }
     }
 
     async fn read(&self, state: Value, private: Vec<u8>, _cancel: CancellationToken) -> Outcome {
+        let (cfg, d) = match self.desired(&state).await {
+            Ok(x) => x,
+            Err(diags) => return with_error(state, diags),
+        };
+        let observed = match stack::read(&cfg.clients, &d).await {
+            Ok(o) => o,
+            Err(e) => return with_error(state, piece_error(e)),
+        };
+        if observed.nothing_exists() {
+            tracing::info!(stack = %d.names.suffix, "every piece is gone: the resource is gone");
+            return Outcome::default();
+        }
+        let mut new = state.clone();
+        if let Value::Object(attrs) = &mut new {
+            let drift = observed.drift(&d);
+            attrs.insert(
+                "drift".into(),
+                Value::List(drift.into_iter().map(Value::String).collect()),
+            );
+            for (i, f) in [Function::Scanner, Function::Reporter]
+                .into_iter()
+                .enumerate()
+            {
+                let key = if i == 0 { "scanner" } else { "reporter" };
+                if let Some(sha) = observed.code_sha256(f) {
+                    attrs.insert(format!("{key}_code_sha256"), Value::String(sha));
+                }
+                if let Some(o) = observed.functions[i].present() {
+                    attrs.insert(format!("{key}_function_arn"), Value::String(o.arn.clone()));
+                }
+            }
+            if observed.topic.present().is_some() {
+                attrs.insert("topic_arn".into(), Value::String(d.topic_arn()));
+            }
+        }
         Outcome {
-            state,
+            state: new,
             private,
             diagnostics: Diagnostics::default(),
         }
     }
 
     async fn import(&self, id: &str, _cancel: CancellationToken) -> Outcome {
+        if let Err(detail) = validate::environment_suffix(id) {
+            return with_error(
+                Value::Null,
+                Diagnostic::error(
+                    "Invalid import id",
+                    format!("The import id is the stack's environment suffix. {detail}"),
+                )
+                .into(),
+            );
+        }
+        let cfg = match self.configured() {
+            Ok(c) => c,
+            Err(d) => return with_error(Value::Null, d),
+        };
+        // Read with the defaults first: names depend only on the suffix.
+        let defaults = super::schema::defaults_for(id);
+        let (_, d) = match self.desired(&defaults).await {
+            Ok(x) => x,
+            Err(diags) => return with_error(Value::Null, diags),
+        };
+        let observed = match stack::read(&cfg.clients, &d).await {
+            Ok(o) => o,
+            Err(e) => return with_error(Value::Null, piece_error(e)),
+        };
+        if observed.nothing_exists() {
+            return with_error(
+                Value::Null,
+                Diagnostic::error(
+                    "Cannot import a stack that does not exist",
+                    format!("No piece of the stack {id:?} exists in this account and region (e.g. bucket {}).", d.names.bucket),
+                )
+                .into(),
+            );
+        }
         Outcome {
-            diagnostics: Diagnostic::error(
-                "Import is not implemented yet",
-                format!("This build cannot adopt the stack {id:?} yet."),
-            )
-            .into(),
+            state: super::import::state_from(&defaults, &d, &observed, &cfg.settings),
             ..Outcome::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::monitor::schema::defaults_for;
+
+    fn with(mut v: Value, k: &str, x: Value) -> Value {
+        if let Value::Object(m) = &mut v {
+            m.insert(k.to_string(), x);
+        }
+        v
+    }
+
+    #[test]
+    fn desired_tags_layer_provider_user_and_own() {
+        let v = with(
+            defaults_for("dev"),
+            "tags",
+            Value::Map(
+                [
+                    ("Team".to_string(), Value::string("a")),
+                    ("Project".to_string(), Value::string("mine")),
+                ]
+                .into(),
+            ),
+        );
+        let settings = ProviderSettings {
+            default_tags: [
+                ("Project".to_string(), "p".to_string()),
+                ("Cost".to_string(), "1".to_string()),
+            ]
+            .into(),
+            ..ProviderSettings::default()
+        };
+        let d = desired_from(&v, &settings, "eu-west-1", "111122223333");
+        assert_eq!(
+            d.tags.get("Project").map(String::as_str),
+            Some("mine"),
+            "user tags win over default_tags"
+        );
+        assert_eq!(d.tags.get("Cost").map(String::as_str), Some("1"));
+        assert_eq!(
+            d.tags.get("ComplianceStack").map(String::as_str),
+            Some("dev")
+        );
+        assert_eq!(d.restricted_ports.len(), 16);
+        assert_eq!(d.timeout_seconds, 300);
+        assert_eq!(
+            d.topic_arn(),
+            "arn:aws:sns:eu-west-1:111122223333:compliance-alerts-dev"
+        );
+    }
+
+    #[test]
+    fn plan_keeps_arns_on_update_and_unknowns_them_on_create_or_replace() {
+        let prior = with(defaults_for("dev"), "topic_arn", Value::string("arn:old"));
+        let proposed = with(prior.clone(), "lambda_memory_mb", Value::int(512));
+        let req = |prior: &Value, replace| PlanRequest {
+            prior: prior.clone(),
+            proposed: proposed.clone(),
+            config: proposed.clone(),
+            replace,
+        };
+        assert_eq!(
+            plan_state(&req(&prior, false)).attr("topic_arn"),
+            &Value::string("arn:old")
+        );
+        assert_eq!(
+            plan_state(&req(&prior, true)).attr("topic_arn"),
+            &Value::Unknown
+        );
+        let created = plan_state(&req(&Value::Null, false));
+        assert_eq!(created.attr("topic_arn"), &Value::Unknown);
+        assert_eq!(
+            created.attr("bucket_name"),
+            &Value::string("compliance-results-dev")
+        );
+        assert_eq!(created.attr("drift"), &Value::List(vec![]));
+    }
+
+    #[test]
+    fn a_partial_apply_returns_no_unknowns() {
+        let planned = with(defaults_for("dev"), "scanner_function_arn", Value::Unknown);
+        let applied = stack::Applied {
+            topic_arn: Some("arn:topic".into()),
+            function_arns: [None, None],
+        };
+        let state = applied_state(&planned, &applied, false);
+        assert!(!state.contains_unknown());
+        assert_eq!(state.attr("topic_arn"), &Value::string("arn:topic"));
+        assert_eq!(state.attr("scanner_function_arn"), &Value::Null);
     }
 }

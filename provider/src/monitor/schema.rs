@@ -124,6 +124,28 @@ pub fn resource_schema() -> Schema {
             .iter()
             .map(|(name, description)| Attribute::new(name, Type::String, Computed, *description)),
     );
+    attributes.extend([
+        Attribute::new(
+            "scanner_code_sha256",
+            Type::String,
+            Computed,
+            "SHA-256 (base64, as Lambda reports it) of the scanner's deployment package. A provider with new \
+             function code plans an in-place update of this and nothing else.",
+        ),
+        Attribute::new(
+            "reporter_code_sha256",
+            Type::String,
+            Computed,
+            "SHA-256 (base64) of the reporter's deployment package.",
+        ),
+        Attribute::new(
+            "drift",
+            Type::list(Type::String),
+            Computed,
+            "Pieces of the stack that differ from the configuration, as found by the last read (deleted or \
+             changed outside Terraform). A non-empty list plans an update that puts them back.",
+        ),
+    ]);
     Schema {
         version: 0,
         block: Block {
@@ -178,4 +200,18 @@ pub fn provider_schema() -> Schema {
             }],
         },
     }
+}
+
+/// A resource value with every default set, for `suffix`: what an import starts from.
+pub fn defaults_for(suffix: &str) -> Value {
+    let schema = resource_schema();
+    let mut attrs: std::collections::BTreeMap<String, Value> = schema
+        .block
+        .attributes
+        .iter()
+        .map(|a| (a.name.to_string(), a.default.clone().unwrap_or(Value::Null)))
+        .collect();
+    attrs.insert("environment_suffix".into(), Value::string(suffix));
+    attrs.insert("id".into(), Value::string(suffix));
+    Value::Object(attrs)
 }

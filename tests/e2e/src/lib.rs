@@ -46,6 +46,8 @@ pub struct Workdir {
     pub dir: PathBuf,
     /// The data folder (`TF_DATA_DIR`), which may be shared between folders.
     pub data_dir: PathBuf,
+    /// Extra environment for every terraform run (e.g. the emulator's credentials).
+    pub env: Vec<(String, String)>,
 }
 
 impl Workdir {
@@ -56,6 +58,7 @@ impl Workdir {
         Workdir {
             data_dir: dir.join(".terraform"),
             dir,
+            env: Vec::new(),
         }
     }
 
@@ -70,6 +73,7 @@ impl Workdir {
         Workdir {
             data_dir: other.data_dir.clone(),
             dir: w.dir,
+            env: other.env.clone(),
         }
     }
 
@@ -82,6 +86,7 @@ impl Workdir {
     pub fn run(&self, args: &[&str]) -> Output {
         terraform(&self.dir, cli_config())
             .env("TF_DATA_DIR", &self.data_dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .args(args)
             .output()
             .expect("run terraform")

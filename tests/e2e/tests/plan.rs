@@ -82,6 +82,47 @@ fn defaults_are_planned_and_shown() {
     assert_eq!(after["lambda_memory_mb"], 256);
     assert_eq!(after["lambda_timeout_seconds"], 300);
     assert_eq!(after["bucket_name"], "compliance-results-qa");
+    assert_eq!(after["drift"], json!([]));
+    for f in ["scanner", "reporter"] {
+        let sha = after[format!("{f}_code_sha256")]
+            .as_str()
+            .expect("code hash known at plan");
+        assert_eq!(sha.len(), 44, "{f}: base64 SHA-256 expected, got {sha:?}");
+    }
+}
+
+#[test]
+fn new_function_code_plans_an_update_of_the_code_only() {
+    let w = Workdir::new("new-code", &monitor("  environment_suffix = \"dev\""));
+    w.init();
+    let mut state = state_for("dev");
+    let attrs = &mut state["resources"][0]["instances"][0]["attributes"];
+    attrs["scanner_code_sha256"] = json!("c29tZSBvbGRlciBjb2RlIGhhc2ggb2YgdGhlIHNjYW4=");
+    std::fs::write(w.dir.join("terraform.tfstate"), state.to_string()).expect("write state");
+    let change = planned_change(&w, &["-refresh=false"]);
+    assert_eq!(change["change"]["actions"], json!(["update"]));
+    let (before, after) = (&change["change"]["before"], &change["change"]["after"]);
+    let changed: Vec<&String> = after
+        .as_object()
+        .expect("object")
+        .keys()
+        .filter(|k| before[k.as_str()] != after[k.as_str()])
+        .collect();
+    assert_eq!(changed, ["scanner_code_sha256"], "only the code changes");
+}
+
+/// The code hash this provider build plans for a function, read from a plan of a new stack.
+fn code_sha256(function: &str) -> String {
+    static HASHES: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    let after = HASHES.get_or_init(|| {
+        let w = Workdir::new("hashes", &monitor("  environment_suffix = \"hashes\""));
+        w.init();
+        planned_change(&w, &[])["change"]["after"].clone()
+    });
+    after[format!("{function}_code_sha256")]
+        .as_str()
+        .expect("planned hash")
+        .to_string()
 }
 
 /// A state holding the stack as applied with `suffix` and default settings, written the way
@@ -125,6 +166,9 @@ fn state_for(suffix: &str) -> Value {
                     "dashboard_name": format!("compliance-dashboard-{suffix}"),
                     "scanner_log_group_name": format!("/aws/lambda/compliance-scanner-{suffix}"),
                     "reporter_log_group_name": format!("/aws/lambda/compliance-reporter-{suffix}"),
+                    "scanner_code_sha256": code_sha256("scanner"),
+                    "reporter_code_sha256": code_sha256("reporter"),
+                    "drift": [],
                 },
                 "sensitive_attributes": []
             }]
@@ -143,7 +187,15 @@ fn unchanged_config_plans_no_change_and_changes_plan_update_or_replace() {
     .expect("write state");
 
     // Same config: no change (exit code 0 with -detailed-exitcode).
-    let out = w.run(&["plan", "-no-color", "-input=false", "-detailed-exitcode"]);
+    // -refresh=false: this state was written by the test, not applied; the planning logic is what
+    // is checked here (tests/apply.rs covers plans against a real stack).
+    let out = w.run(&[
+        "plan",
+        "-no-color",
+        "-input=false",
+        "-detailed-exitcode",
+        "-refresh=false",
+    ]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -156,7 +208,7 @@ fn unchanged_config_plans_no_change_and_changes_plan_update_or_replace() {
     w.write(&monitor(
         "  environment_suffix = \"dev\"\n  lambda_memory_mb = 512",
     ));
-    let change = planned_change(&w, &[]);
+    let change = planned_change(&w, &["-refresh=false"]);
     assert_eq!(change["change"]["actions"], json!(["update"]));
     assert_eq!(change["change"]["after"]["lambda_memory_mb"], 512);
     assert_eq!(
@@ -166,14 +218,14 @@ fn unchanged_config_plans_no_change_and_changes_plan_update_or_replace() {
 
     // Suffix change: replacement, new names known, ARNs unknown.
     w.write(&monitor("  environment_suffix = \"prod\""));
-    let change = planned_change(&w, &[]);
+    let change = planned_change(&w, &["-refresh=false"]);
     assert_eq!(change["change"]["actions"], json!(["delete", "create"]));
     assert_eq!(
         change["change"]["after"]["bucket_name"],
         "compliance-results-prod"
     );
     assert_eq!(change["change"]["after_unknown"]["topic_arn"], true);
-    let plan_text = w.ok(&["plan", "-no-color", "-input=false"]);
+    let plan_text = w.ok(&["plan", "-no-color", "-input=false", "-refresh=false"]);
     assert!(plan_text.contains("forces replacement"), "{plan_text}");
 }
 

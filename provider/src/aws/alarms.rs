@@ -1,0 +1,196 @@
+//! The four alarms: each function's errors and duration, with actions on the alert topic.
+
+use aws_sdk_cloudwatch::types::{
+    ComparisonOperator, Dimension, MetricAlarm, StandardUnit, Statistic, Tag,
+};
+
+use super::functions::Function;
+use super::{Clients, Desired, PieceError};
+
+/// One alarm as the stack wants it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmSpec {
+    /// Alarm name.
+    pub name: String,
+    /// Function it watches.
+    pub function: String,
+    /// `Errors` or `Duration`.
+    pub metric: &'static str,
+    /// Threshold.
+    pub threshold: f64,
+    /// Comparison.
+    pub comparison: ComparisonOperator,
+    /// Statistic.
+    pub statistic: Statistic,
+}
+
+/// The four alarms. The duration alarms fire when a run reaches the function's timeout, so their
+/// threshold follows `lambda_timeout_seconds`.
+pub fn specs(d: &Desired) -> Vec<AlarmSpec> {
+    let timeout_ms = f64::from(d.timeout_seconds) * 1000.0;
+    let mut out = Vec::new();
+    for (i, f) in [Function::Scanner, Function::Reporter]
+        .into_iter()
+        .enumerate()
+    {
+        out.push(AlarmSpec {
+            name: d.names.alarms[i * 2].clone(),
+            function: f.name(d).to_string(),
+            metric: "Errors",
+            threshold: 0.0,
+            comparison: ComparisonOperator::GreaterThanThreshold,
+            statistic: Statistic::Sum,
+        });
+        out.push(AlarmSpec {
+            name: d.names.alarms[i * 2 + 1].clone(),
+            function: f.name(d).to_string(),
+            metric: "Duration",
+            threshold: timeout_ms,
+            comparison: ComparisonOperator::GreaterThanOrEqualToThreshold,
+            statistic: Statistic::Maximum,
+        });
+    }
+    out
+}
+
+fn matches(spec: &AlarmSpec, a: &MetricAlarm, topic_arn: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let p = format!("alarm {}", spec.name);
+    if a.metric_name() != Some(spec.metric) || a.namespace() != Some("AWS/Lambda") {
+        out.push(format!(
+            "{p}: watches {:?}, want AWS/Lambda {}",
+            a.metric_name(),
+            spec.metric
+        ));
+    }
+    if a.threshold() != Some(spec.threshold) || a.comparison_operator() != Some(&spec.comparison) {
+        out.push(format!(
+            "{p}: threshold {:?}, want {}",
+            a.threshold(),
+            spec.threshold
+        ));
+    }
+    let dims: Vec<(&str, &str)> = a
+        .dimensions()
+        .iter()
+        .map(|d| (d.name().unwrap_or_default(), d.value().unwrap_or_default()))
+        .collect();
+    if dims != vec![("FunctionName", spec.function.as_str())] {
+        out.push(format!(
+            "{p}: watches {dims:?}, want function {}",
+            spec.function
+        ));
+    }
+    if a.alarm_actions() != [topic_arn.to_string()] {
+        out.push(format!(
+            "{p}: actions {:?}, want the alert topic",
+            a.alarm_actions()
+        ));
+    }
+    if a.actions_enabled() == Some(false) {
+        out.push(format!("{p}: actions disabled"));
+    }
+    out
+}
+
+/// Reads the alarms and returns, per spec, the differences (`None`: the alarm is missing).
+pub async fn read(
+    c: &Clients,
+    d: &Desired,
+) -> Result<Vec<(AlarmSpec, Option<Vec<String>>)>, PieceError> {
+    let specs = specs(d);
+    let out = c
+        .cloudwatch
+        .describe_alarms()
+        .set_alarm_names(Some(specs.iter().map(|s| s.name.clone()).collect()))
+        .send()
+        .await
+        .map_err(|e| PieceError::aws("alarms", "reading", e))?;
+    let topic = d.topic_arn();
+    Ok(specs
+        .into_iter()
+        .map(|s| {
+            let found = out
+                .metric_alarms()
+                .iter()
+                .find(|a| a.alarm_name() == Some(s.name.as_str()));
+            let diff = found.map(|a| matches(&s, a, &topic));
+            (s, diff)
+        })
+        .collect())
+}
+
+/// Differences from the desired alarms.
+pub fn drift(found: &[(AlarmSpec, Option<Vec<String>>)]) -> Vec<String> {
+    found
+        .iter()
+        .flat_map(|(s, diff)| match diff {
+            None => vec![format!("alarm {}: missing", s.name)],
+            Some(diff) => diff.clone(),
+        })
+        .collect()
+}
+
+/// Writes every alarm that is missing or differs (PutMetricAlarm creates or replaces).
+pub async fn ensure(
+    c: &Clients,
+    d: &Desired,
+    found: &[(AlarmSpec, Option<Vec<String>>)],
+    retag: bool,
+) -> Result<(), PieceError> {
+    let tags: Vec<Tag> = d
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
+    for (s, diff) in found {
+        if matches!(diff, Some(d) if d.is_empty()) && !retag {
+            continue;
+        }
+        let p = format!("alarm {}", s.name);
+        c.cloudwatch
+            .put_metric_alarm()
+            .alarm_name(&s.name)
+            .alarm_description(format!(
+                "{} of {} ({}).",
+                s.metric, s.function, d.names.suffix
+            ))
+            .namespace("AWS/Lambda")
+            .metric_name(s.metric)
+            .dimensions(
+                Dimension::builder()
+                    .name("FunctionName")
+                    .value(&s.function)
+                    .build(),
+            )
+            .statistic(s.statistic.clone())
+            .period(300)
+            .evaluation_periods(1)
+            .threshold(s.threshold)
+            .comparison_operator(s.comparison.clone())
+            .treat_missing_data("notBreaching")
+            .unit(if s.metric == "Duration" {
+                StandardUnit::Milliseconds
+            } else {
+                StandardUnit::Count
+            })
+            .actions_enabled(true)
+            .alarm_actions(d.topic_arn())
+            .set_tags(Some(tags.clone()))
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "writing", e))?;
+    }
+    Ok(())
+}
+
+/// Deletes the four alarms (missing ones are ignored by CloudWatch).
+pub async fn delete(c: &Clients, d: &Desired) -> Result<(), PieceError> {
+    c.cloudwatch
+        .delete_alarms()
+        .set_alarm_names(Some(d.names.alarms.to_vec()))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| PieceError::aws("alarms", "deleting", e))
+}

@@ -1,0 +1,104 @@
+//! The dashboard: compliance over time, compliant and non-compliant counts, and both functions'
+//! invocations, errors and duration.
+
+use serde_json::{json, Value};
+
+use super::{is_not_found, Clients, Desired, Found, PieceError};
+
+fn piece(d: &Desired) -> String {
+    format!("dashboard {}", d.names.dashboard)
+}
+
+/// The dashboard body.
+pub fn body(d: &Desired) -> Value {
+    let ns = &d.names.metric_namespace;
+    let stack = &d.names.suffix;
+    let region = &d.region;
+    let widget = |x: i64, y: i64, title: &str, metrics: Value, stat: &str| {
+        json!({
+            "type": "metric", "x": x, "y": y, "width": 12, "height": 6,
+            "properties": {"title": title, "region": region, "stat": stat, "period": 3600, "view": "timeSeries", "metrics": metrics}
+        })
+    };
+    let lambda = |metric: &str| {
+        json!([
+            ["AWS/Lambda", metric, "FunctionName", d.names.scanner],
+            ["AWS/Lambda", metric, "FunctionName", d.names.reporter]
+        ])
+    };
+    json!({
+        "widgets": [
+            widget(0, 0, "Compliance percentage", json!([[ns, "CompliancePercentage", "Stack", stack]]), "Average"),
+            widget(12, 0, "Compliant and non-compliant instances", json!([
+                [ns, "CompliantInstances", "Stack", stack],
+                [ns, "NonCompliantInstances", "Stack", stack],
+                [ns, "ExemptInstances", "Stack", stack]
+            ]), "Maximum"),
+            widget(0, 6, "Invocations", lambda("Invocations"), "Sum"),
+            widget(12, 6, "Errors", lambda("Errors"), "Sum"),
+            widget(0, 12, "Duration (ms)", lambda("Duration"), "Maximum"),
+            widget(12, 12, "Open security-group rules and instances missing tags", json!([
+                [ns, "OpenSecurityGroupRules", "Stack", stack],
+                [ns, "InstancesMissingTags", "Stack", stack]
+            ]), "Maximum"),
+        ]
+    })
+}
+
+/// Reads the dashboard body.
+pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Value>, PieceError> {
+    match c
+        .cloudwatch
+        .get_dashboard()
+        .dashboard_name(&d.names.dashboard)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(Found::Present(
+            out.dashboard_body()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null),
+        )),
+        Err(e) if is_not_found(&e) => Ok(Found::Missing),
+        Err(e) => Err(PieceError::aws(piece(d), "reading", e)),
+    }
+}
+
+/// Differences from the desired dashboard.
+pub fn drift(d: &Desired, found: &Found<Value>) -> Vec<String> {
+    match found {
+        Found::Missing => vec![format!("{}: missing", piece(d))],
+        Found::Present(b) if *b != body(d) => vec![format!("{}: widgets differ", piece(d))],
+        Found::Present(_) => Vec::new(),
+    }
+}
+
+/// Writes the dashboard when missing or different.
+pub async fn ensure(c: &Clients, d: &Desired, found: &Found<Value>) -> Result<(), PieceError> {
+    if drift(d, found).is_empty() {
+        return Ok(());
+    }
+    c.cloudwatch
+        .put_dashboard()
+        .dashboard_name(&d.names.dashboard)
+        .dashboard_body(body(d).to_string())
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| PieceError::aws(piece(d), "writing", e))
+}
+
+/// Deletes the dashboard. A missing one is fine.
+pub async fn delete(c: &Clients, d: &Desired) -> Result<(), PieceError> {
+    match c
+        .cloudwatch
+        .delete_dashboards()
+        .dashboard_names(&d.names.dashboard)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(PieceError::aws(piece(d), "deleting", e)),
+    }
+}

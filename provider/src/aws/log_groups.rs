@@ -1,0 +1,124 @@
+//! The functions' log groups, with their retention.
+
+use std::collections::BTreeMap;
+
+use super::{compare, is_not_found, Clients, Desired, Found, PieceError};
+
+/// What a read finds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Observed {
+    /// Retention in days (`None`: never expire).
+    pub retention_days: Option<i32>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+fn piece(name: &str) -> String {
+    format!("log group {name}")
+}
+
+/// Reads one log group.
+// The name-based tag calls are deprecated in favour of ARN-based ones, but they are what every
+// emulator implements and they need no account id.
+#[allow(deprecated)]
+pub async fn read(c: &Clients, name: &str) -> Result<Found<Observed>, PieceError> {
+    let p = piece(name);
+    let out = c
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .map_err(|e| PieceError::aws(&p, "reading", e))?;
+    let Some(group) = out
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(name))
+    else {
+        return Ok(Found::Missing);
+    };
+    let tags = match c
+        .logs
+        .list_tags_log_group()
+        .log_group_name(name)
+        .send()
+        .await
+    {
+        Ok(t) => t.tags.unwrap_or_default().into_iter().collect(),
+        Err(e) if is_not_found(&e) => return Ok(Found::Missing),
+        Err(e) => return Err(PieceError::aws(&p, "reading tags of", e)),
+    };
+    Ok(Found::Present(Observed {
+        retention_days: group.retention_in_days(),
+        tags,
+    }))
+}
+
+/// Differences from the desired settings.
+pub fn drift(d: &Desired, name: &str, found: &Found<Observed>) -> Vec<String> {
+    let p = piece(name);
+    let Found::Present(o) = found else {
+        return vec![format!("{p}: missing")];
+    };
+    let mut out = Vec::new();
+    compare(
+        &mut out,
+        &p,
+        "retention days",
+        &o.retention_days,
+        &Some(d.log_retention_days),
+    );
+    compare(&mut out, &p, "tags", &o.tags, &d.tags);
+    out
+}
+
+/// Creates the log group or brings retention and tags to the desired values.
+#[allow(deprecated)]
+pub async fn ensure(
+    c: &Clients,
+    d: &Desired,
+    name: &str,
+    found: &Found<Observed>,
+) -> Result<(), PieceError> {
+    let p = piece(name);
+    match found {
+        Found::Missing => {
+            c.logs
+                .create_log_group()
+                .log_group_name(name)
+                .set_tags(Some(d.tags.clone().into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| PieceError::aws(&p, "creating", e))?;
+        }
+        Found::Present(o) if o.tags != d.tags => {
+            c.logs
+                .tag_log_group()
+                .log_group_name(name)
+                .set_tags(Some(d.tags.clone().into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| PieceError::aws(&p, "tagging", e))?;
+        }
+        Found::Present(_) => {}
+    }
+    if found.present().and_then(|o| o.retention_days) != Some(d.log_retention_days) {
+        c.logs
+            .put_retention_policy()
+            .log_group_name(name)
+            .retention_in_days(d.log_retention_days)
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "setting the retention of", e))?;
+    }
+    Ok(())
+}
+
+/// Deletes the log group. A missing one is fine.
+pub async fn delete(c: &Clients, name: &str) -> Result<(), PieceError> {
+    match c.logs.delete_log_group().log_group_name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(PieceError::aws(piece(name), "deleting", e)),
+    }
+}

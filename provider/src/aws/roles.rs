@@ -1,0 +1,276 @@
+//! The functions' IAM roles, each assumable by Lambda only, with an inline least-privilege policy.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_iam::types::Tag;
+use serde_json::{json, Value};
+
+use super::{compare, is_not_found, with_backoff, Clients, Desired, Found, PieceError};
+
+/// Which function a role serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The scanner.
+    Scanner,
+    /// The reporter.
+    Reporter,
+}
+
+/// Name of the inline policy on each role.
+pub const POLICY_NAME: &str = "compliance-monitor";
+
+impl Role {
+    /// The role's name (the function's name).
+    pub fn name(self, d: &Desired) -> &str {
+        match self {
+            Role::Scanner => &d.names.scanner,
+            Role::Reporter => &d.names.reporter,
+        }
+    }
+
+    fn piece(self, d: &Desired) -> String {
+        format!("IAM role {}", self.name(d))
+    }
+
+    /// The inline policy: what the function needs and nothing more.
+    pub fn policy(self, d: &Desired) -> Value {
+        let bucket = &d.names.bucket;
+        let logs = json!({
+            "Sid": "OwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": d.log_group_arn(&format!("/aws/lambda/{}", self.name(d))),
+        });
+        let statements = match self {
+            Role::Scanner => vec![
+                json!({"Sid": "DescribeFleet", "Effect": "Allow", "Action": ["ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeRegions"], "Resource": "*"}),
+                json!({"Sid": "StoreScans", "Effect": "Allow", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/scans/*")}),
+                json!({
+                    "Sid": "PublishMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
+                    "Condition": {"StringEquals": {"cloudwatch:namespace": d.names.metric_namespace}}
+                }),
+                json!({"Sid": "Alert", "Effect": "Allow", "Action": "sns:Publish", "Resource": d.topic_arn()}),
+                logs,
+            ],
+            Role::Reporter => vec![
+                json!({"Sid": "ReadScans", "Effect": "Allow", "Action": "s3:GetObject", "Resource": [format!("arn:aws:s3:::{bucket}/scans/*"), format!("arn:aws:s3:::{bucket}/reports/*")]}),
+                json!({
+                    "Sid": "ListScans", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{bucket}"),
+                    "Condition": {"StringLike": {"s3:prefix": ["scans/*", "reports/*"]}}
+                }),
+                json!({"Sid": "WriteReports", "Effect": "Allow", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/reports/*")}),
+                json!({"Sid": "Summary", "Effect": "Allow", "Action": "sns:Publish", "Resource": d.topic_arn()}),
+                logs,
+            ],
+        };
+        json!({"Version": "2012-10-17", "Statement": statements})
+    }
+}
+
+/// The trust policy: Lambda, and only Lambda, may assume the role.
+pub fn trust_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// What a read finds.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    /// The trust policy.
+    pub trust: Value,
+    /// Every inline policy by name.
+    pub policies: BTreeMap<String, Value>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+fn decode_doc(text: &str) -> Value {
+    // IAM returns policy documents URL-encoded.
+    let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+    serde_json::from_str(&decoded).unwrap_or(Value::Null)
+}
+
+/// Reads a role, its inline policies and tags.
+pub async fn read(c: &Clients, d: &Desired, role: Role) -> Result<Found<Observed>, PieceError> {
+    let name = role.name(d);
+    let p = role.piece(d);
+    let got = match c.iam.get_role().role_name(name).send().await {
+        Ok(r) => r,
+        Err(e) if is_not_found(&e) => return Ok(Found::Missing),
+        Err(e) => return Err(PieceError::aws(p, "reading", e)),
+    };
+    let r = got.role();
+    let trust = r
+        .and_then(|r| r.assume_role_policy_document())
+        .map(decode_doc)
+        .unwrap_or(Value::Null);
+    let tags = r
+        .map(|r| {
+            r.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let names = c
+        .iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| PieceError::aws(&p, "listing policies of", e))?;
+    let mut policies = BTreeMap::new();
+    for policy in names.policy_names() {
+        let doc = c
+            .iam
+            .get_role_policy()
+            .role_name(name)
+            .policy_name(policy)
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "reading a policy of", e))?;
+        policies.insert(policy.clone(), decode_doc(doc.policy_document()));
+    }
+    Ok(Found::Present(Observed {
+        trust,
+        policies,
+        tags,
+    }))
+}
+
+/// Differences from the desired role.
+pub fn drift(d: &Desired, role: Role, found: &Found<Observed>) -> Vec<String> {
+    let p = role.piece(d);
+    let Found::Present(o) = found else {
+        return vec![format!("{p}: missing")];
+    };
+    let mut out = Vec::new();
+    if o.trust != trust_policy() {
+        out.push(format!("{p}: trust policy differs (want Lambda only)"));
+    }
+    let want: BTreeMap<String, Value> = [(POLICY_NAME.to_string(), role.policy(d))]
+        .into_iter()
+        .collect();
+    if o.policies != want {
+        out.push(format!(
+            "{p}: inline policies differ (have {:?}, want only {POLICY_NAME:?} with the stack's permissions)",
+            o.policies.keys().collect::<Vec<_>>()
+        ));
+    }
+    compare(&mut out, &p, "tags", &o.tags, &d.tags);
+    out
+}
+
+/// Creates the role or brings trust, policies and tags to the desired ones. Returns its ARN.
+pub async fn ensure(
+    c: &Clients,
+    d: &Desired,
+    role: Role,
+    found: &Found<Observed>,
+) -> Result<String, PieceError> {
+    let name = role.name(d);
+    let p = role.piece(d);
+    let tags: Vec<Tag> = d
+        .tags
+        .iter()
+        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect();
+    let blank = Observed::default();
+    let o = match found {
+        Found::Missing => {
+            c.iam
+                .create_role()
+                .role_name(name)
+                .assume_role_policy_document(trust_policy().to_string())
+                .description(format!("Runs the compliance monitor's {name} function."))
+                .set_tags(Some(tags.clone()))
+                .send()
+                .await
+                .map_err(|e| PieceError::aws(&p, "creating", e))?;
+            &blank
+        }
+        Found::Present(o) => {
+            if o.trust != trust_policy() {
+                c.iam
+                    .update_assume_role_policy()
+                    .role_name(name)
+                    .policy_document(trust_policy().to_string())
+                    .send()
+                    .await
+                    .map_err(|e| PieceError::aws(&p, "restoring the trust policy of", e))?;
+            }
+            if o.tags != d.tags {
+                c.iam
+                    .tag_role()
+                    .role_name(name)
+                    .set_tags(Some(tags))
+                    .send()
+                    .await
+                    .map_err(|e| PieceError::aws(&p, "tagging", e))?;
+            }
+            o
+        }
+    };
+    let want = role.policy(d);
+    if o.policies.get(POLICY_NAME) != Some(&want) {
+        c.iam
+            .put_role_policy()
+            .role_name(name)
+            .policy_name(POLICY_NAME)
+            .policy_document(want.to_string())
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "writing the policy of", e))?;
+    }
+    for extra in o.policies.keys().filter(|k| *k != POLICY_NAME) {
+        c.iam
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name(extra)
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "removing a foreign policy from", e))?;
+    }
+    Ok(d.role_arn(name))
+}
+
+/// Deletes the role's inline policies, then the role. A missing role is fine.
+pub async fn delete(c: &Clients, d: &Desired, role: Role) -> Result<(), PieceError> {
+    let name = role.name(d);
+    let p = role.piece(d);
+    let names = match c.iam.list_role_policies().role_name(name).send().await {
+        Ok(n) => n,
+        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) => return Err(PieceError::aws(p, "listing policies of", e)),
+    };
+    for policy in names.policy_names() {
+        c.iam
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name(policy)
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "deleting a policy of", e))?;
+    }
+    // IAM may briefly refuse while Lambda still holds the role after a function deletion.
+    let result = with_backoff(
+        5,
+        |e: &aws_smithy_runtime_api::client::result::SdkError<
+            aws_sdk_iam::operation::delete_role::DeleteRoleError,
+            _,
+        >| { matches!(e.as_service_error(), Some(s) if s.is_delete_conflict_exception()) },
+        || c.iam.delete_role().role_name(name).send(),
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(PieceError::aws(&p, "deleting", e)),
+    }
+}

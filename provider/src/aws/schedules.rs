@@ -1,0 +1,235 @@
+//! The EventBridge schedules: a rule per function, its target, and the permission that lets
+//! EventBridge invoke the function.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
+
+use super::functions::Function;
+use super::{compare, is_not_found, Clients, Desired, Found, PieceError};
+
+/// Id of the rule's one target.
+pub const TARGET_ID: &str = "compliance-function";
+/// Statement id of the invoke permission on the function.
+pub const PERMISSION_ID: &str = "compliance-schedule";
+
+fn piece(d: &Desired, f: Function) -> String {
+    format!("schedule {}", f.name(d))
+}
+
+fn expression(d: &Desired, f: Function) -> &str {
+    match f {
+        Function::Scanner => &d.scan_schedule,
+        Function::Reporter => &d.report_schedule,
+    }
+}
+
+fn rule_arn(d: &Desired, f: Function) -> String {
+    format!(
+        "arn:aws:events:{}:{}:rule/{}",
+        d.region,
+        d.account_id,
+        f.name(d)
+    )
+}
+
+/// What a read finds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Observed {
+    /// Schedule expression.
+    pub expression: String,
+    /// Enabled.
+    pub enabled: bool,
+    /// ARNs of the rule's targets.
+    pub targets: Vec<String>,
+    /// The function's policy allows this rule to invoke it.
+    pub permitted: bool,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Reads the rule, its targets, the invoke permission and tags.
+pub async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observed>, PieceError> {
+    let name = f.name(d);
+    let p = piece(d, f);
+    let rule = match c.events.describe_rule().name(name).send().await {
+        Ok(r) => r,
+        Err(e) if is_not_found(&e) => return Ok(Found::Missing),
+        Err(e) => return Err(PieceError::aws(p, "reading", e)),
+    };
+    let (targets, policy, tags) = futures::join!(
+        c.events.list_targets_by_rule().rule(name).send(),
+        c.lambda.get_policy().function_name(name).send(),
+        c.events
+            .list_tags_for_resource()
+            .resource_arn(rule_arn(d, f))
+            .send(),
+    );
+    let targets = targets
+        .map_err(|e| PieceError::aws(&p, "listing targets of", e))?
+        .targets()
+        .iter()
+        .map(|t| t.arn().to_string())
+        .collect();
+    let rule_arn = rule
+        .arn()
+        .map(str::to_string)
+        .unwrap_or_else(|| rule_arn(d, f));
+    let permitted = match policy {
+        Ok(p) => p.policy().is_some_and(|text| {
+            serde_json::from_str::<serde_json::Value>(text).is_ok_and(|doc| {
+                doc["Statement"].as_array().is_some_and(|s| {
+                    s.iter()
+                        .any(|st| st["Sid"] == PERMISSION_ID && st.to_string().contains(&rule_arn))
+                })
+            })
+        }),
+        Err(e) if is_not_found(&e) => false,
+        Err(e) => return Err(PieceError::aws(&p, "reading the invoke permission of", e)),
+    };
+    let tags = tags
+        .map(|t| {
+            t.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Found::Present(Observed {
+        expression: rule.schedule_expression().unwrap_or_default().to_string(),
+        enabled: rule.state() == Some(&RuleState::Enabled),
+        targets,
+        permitted,
+        tags,
+    }))
+}
+
+/// Differences from the desired schedule.
+pub fn drift(d: &Desired, f: Function, found: &Found<Observed>) -> Vec<String> {
+    let p = piece(d, f);
+    let Found::Present(o) = found else {
+        return vec![format!("{p}: missing")];
+    };
+    let mut out = Vec::new();
+    compare(
+        &mut out,
+        &p,
+        "expression",
+        &o.expression.as_str(),
+        &expression(d, f),
+    );
+    compare(&mut out, &p, "enabled", &o.enabled, &true);
+    compare(
+        &mut out,
+        &p,
+        "targets",
+        &o.targets,
+        &vec![d.function_arn(f.name(d))],
+    );
+    compare(&mut out, &p, "invoke permission", &o.permitted, &true);
+    compare(&mut out, &p, "tags", &o.tags, &d.tags);
+    out
+}
+
+/// Creates or repairs the rule, its target and the invoke permission.
+pub async fn ensure(
+    c: &Clients,
+    d: &Desired,
+    f: Function,
+    found: &Found<Observed>,
+) -> Result<(), PieceError> {
+    let name = f.name(d);
+    let p = piece(d, f);
+    let blank = Observed::default();
+    let o = found.present().unwrap_or(&blank);
+    let tags: Vec<Tag> = d
+        .tags
+        .iter()
+        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect();
+    let function_arn = d.function_arn(name);
+    let rule_changed = found.present().is_none() || o.expression != expression(d, f) || !o.enabled;
+    let rule_arn = if rule_changed {
+        c.events
+            .put_rule()
+            .name(name)
+            .schedule_expression(expression(d, f))
+            .state(RuleState::Enabled)
+            .description(format!("Runs {name}."))
+            .set_tags(found.present().is_none().then_some(tags.clone()))
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "writing", e))?
+            .rule_arn
+            .unwrap_or_else(|| rule_arn(d, f))
+    } else {
+        rule_arn(d, f)
+    };
+    if found.present().is_some() && o.tags != d.tags {
+        c.events
+            .tag_resource()
+            .resource_arn(&rule_arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "tagging", e))?;
+    }
+    if o.targets != vec![function_arn.clone()] {
+        let target = Target::builder()
+            .id(TARGET_ID)
+            .arn(&function_arn)
+            .build()
+            .map_err(|e| PieceError::new(&p, "targeting", e.to_string()))?;
+        c.events
+            .put_targets()
+            .rule(name)
+            .targets(target)
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "setting the target of", e))?;
+    }
+    if !o.permitted {
+        // Replace a stale statement (e.g. for another rule ARN) rather than fail on the id.
+        let _ = c
+            .lambda
+            .remove_permission()
+            .function_name(name)
+            .statement_id(PERMISSION_ID)
+            .send()
+            .await;
+        c.lambda
+            .add_permission()
+            .function_name(name)
+            .statement_id(PERMISSION_ID)
+            .action("lambda:InvokeFunction")
+            .principal("events.amazonaws.com")
+            .source_arn(&rule_arn)
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "granting the invoke permission of", e))?;
+    }
+    Ok(())
+}
+
+/// Removes the targets and the rule (the permission goes with the function). Missing is fine.
+pub async fn delete(c: &Clients, d: &Desired, f: Function) -> Result<(), PieceError> {
+    let name = f.name(d);
+    let p = piece(d, f);
+    match c
+        .events
+        .remove_targets()
+        .rule(name)
+        .ids(TARGET_ID)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) => return Err(PieceError::aws(p, "removing the target of", e)),
+    }
+    match c.events.delete_rule().name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(PieceError::aws(p, "deleting", e)),
+    }
+}

@@ -1,0 +1,153 @@
+//! The alert topic and its e-mail subscription.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_sns::types::Tag;
+
+use super::{compare, is_not_found, Clients, Desired, Found, PieceError};
+
+/// What a read finds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Observed {
+    /// E-mail subscriptions: address and subscription ARN (`PendingConfirmation` until confirmed).
+    pub emails: Vec<(String, String)>,
+    /// The topic's tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+fn piece(d: &Desired) -> String {
+    format!("topic {}", d.names.topic)
+}
+
+/// Reads the topic, its subscriptions and tags.
+pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
+    let arn = d.topic_arn();
+    let p = piece(d);
+    match c.sns.get_topic_attributes().topic_arn(&arn).send().await {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => return Ok(Found::Missing),
+        Err(e) => return Err(PieceError::aws(p, "reading", e)),
+    }
+    let mut emails = Vec::new();
+    let mut next = None;
+    loop {
+        let page = c
+            .sns
+            .list_subscriptions_by_topic()
+            .topic_arn(&arn)
+            .set_next_token(next)
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "listing subscriptions of", e))?;
+        for s in page.subscriptions() {
+            if s.protocol() == Some("email") {
+                emails.push((
+                    s.endpoint().unwrap_or_default().to_string(),
+                    s.subscription_arn().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+        next = page.next_token;
+        if next.is_none() {
+            break;
+        }
+    }
+    let tags = c
+        .sns
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| PieceError::aws(&p, "reading tags of", e))?
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    Ok(Found::Present(Observed { emails, tags }))
+}
+
+/// Differences from the desired settings.
+pub fn drift(d: &Desired, found: &Found<Observed>) -> Vec<String> {
+    let p = piece(d);
+    let Found::Present(o) = found else {
+        return vec![format!("{p}: missing")];
+    };
+    let mut out = Vec::new();
+    // Only the wanted address is checked: an old address whose subscription is still pending
+    // cannot be removed (it lapses by itself), so it must not count as drift forever.
+    if !o.emails.iter().any(|(e, _)| e == &d.alert_email) {
+        out.push(format!("{p}: {} is not subscribed", d.alert_email));
+    }
+    compare(&mut out, &p, "tags", &o.tags, &d.tags);
+    out
+}
+
+/// Creates the topic (an idempotent call) and makes the desired address its only e-mail
+/// subscription: subscribes the new address, then removes old ones that can be removed.
+pub async fn ensure(
+    c: &Clients,
+    d: &Desired,
+    found: &Found<Observed>,
+) -> Result<String, PieceError> {
+    let p = piece(d);
+    let blank = Observed::default();
+    let o = found.present().unwrap_or(&blank);
+    let tags: Vec<Tag> = d
+        .tags
+        .iter()
+        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect();
+    let arn = if found.present().is_none() {
+        c.sns
+            .create_topic()
+            .name(&d.names.topic)
+            .set_tags(Some(tags.clone()))
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "creating", e))?
+            .topic_arn
+            .unwrap_or_else(|| d.topic_arn())
+    } else {
+        d.topic_arn()
+    };
+    if found.present().is_some() && o.tags != d.tags {
+        c.sns
+            .tag_resource()
+            .resource_arn(&arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "tagging", e))?;
+    }
+    if !o.emails.iter().any(|(e, _)| e == &d.alert_email) {
+        c.sns
+            .subscribe()
+            .topic_arn(&arn)
+            .protocol("email")
+            .endpoint(&d.alert_email)
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "subscribing the alert e-mail to", e))?;
+    }
+    for (email, sub_arn) in &o.emails {
+        // A pending subscription has no ARN to remove; it lapses unconfirmed after three days.
+        if email != &d.alert_email && sub_arn.starts_with("arn:") {
+            c.sns
+                .unsubscribe()
+                .subscription_arn(sub_arn)
+                .send()
+                .await
+                .map_err(|e| PieceError::aws(&p, "removing the old e-mail subscription of", e))?;
+        }
+    }
+    Ok(arn)
+}
+
+/// Deletes the topic (its subscriptions go with it). A missing topic is fine.
+pub async fn delete(c: &Clients, d: &Desired) -> Result<(), PieceError> {
+    match c.sns.delete_topic().topic_arn(d.topic_arn()).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(PieceError::aws(piece(d), "deleting", e)),
+    }
+}

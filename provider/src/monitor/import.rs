@@ -1,0 +1,111 @@
+//! Import: rebuilds the resource's settings from what the stack's pieces hold, so that the next
+//! plan is empty when the configuration matches the stack.
+
+use super::names::StackNames;
+use super::resource::own_tags;
+use super::settings::ProviderSettings;
+use super::stack::Observed;
+use crate::aws::Desired;
+use crate::protocol::value::Value;
+
+fn strings(csv: &str) -> Value {
+    Value::List(
+        csv.split(',')
+            .filter(|s| !s.is_empty())
+            .map(Value::string)
+            .collect(),
+    )
+}
+
+/// The state of an imported stack: `defaults` overridden by every setting found on the pieces.
+pub fn state_from(
+    defaults: &Value,
+    d: &Desired,
+    o: &Observed,
+    settings: &ProviderSettings,
+) -> Value {
+    let mut state = defaults.clone();
+    let Value::Object(attrs) = &mut state else {
+        return state;
+    };
+    let mut set = |k: &str, v: Value| {
+        attrs.insert(k.to_string(), v);
+    };
+    if let Some(t) = o.topic.present() {
+        if let Some((email, _)) = t.emails.first() {
+            set("alert_email", Value::string(email));
+        }
+        set("topic_arn", Value::string(d.topic_arn()));
+    }
+    if let Some(f) = o.functions[0].present() {
+        let env = |k: &str| f.environment.get(k).cloned();
+        if let Some(tags) = env("REQUIRED_TAGS") {
+            set("required_tags", strings(&tags));
+        }
+        if let Some(ports) = env("RESTRICTED_PORTS") {
+            let ports = ports
+                .split(',')
+                .filter_map(|p| p.parse::<i64>().ok())
+                .map(Value::int)
+                .collect();
+            set("restricted_ports", Value::List(ports));
+        }
+        if let Some(key) = env("EXEMPT_TAG_KEY") {
+            set("exempt_tag_key", Value::string(key));
+        }
+        set("lambda_memory_mb", Value::int(f.memory.into()));
+        set("lambda_timeout_seconds", Value::int(f.timeout.into()));
+        set("scanner_function_arn", Value::string(&f.arn));
+        set("scanner_code_sha256", Value::string(&f.code_sha256));
+        // The user's tags: the function's, less the provider's default tags and the stack's own.
+        let own: Vec<String> = own_tags(&d.names.suffix)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let user: std::collections::BTreeMap<String, Value> = f
+            .tags
+            .iter()
+            .filter(|(k, v)| !own.contains(k) && settings.default_tags.get(*k) != Some(v))
+            .map(|(k, v)| (k.clone(), Value::string(v)))
+            .collect();
+        set(
+            "tags",
+            if user.is_empty() {
+                Value::Null
+            } else {
+                Value::Map(user)
+            },
+        );
+    }
+    if let Some(f) = o.functions[1].present() {
+        set("reporter_function_arn", Value::string(&f.arn));
+        set("reporter_code_sha256", Value::string(&f.code_sha256));
+    }
+    if let Some(s) = o.schedules[0].present() {
+        set("scan_schedule", Value::string(&s.expression));
+    }
+    if let Some(s) = o.schedules[1].present() {
+        set("report_schedule", Value::string(&s.expression));
+    }
+    if let Some(days) = o.log_groups[0].present().and_then(|l| l.retention_days) {
+        set("log_retention_days", Value::int(days.into()));
+    }
+    if let Some(days) = o.bucket.present().and_then(|b| b.glacier_days) {
+        set("glacier_transition_days", Value::int(days.into()));
+    }
+    let names = StackNames::new(&d.names.suffix);
+    set("bucket_name", Value::string(names.bucket));
+    set("scanner_function_name", Value::string(names.scanner));
+    set("reporter_function_name", Value::string(names.reporter));
+    set("dashboard_name", Value::string(names.dashboard));
+    set(
+        "scanner_log_group_name",
+        Value::string(names.scanner_log_group),
+    );
+    set(
+        "reporter_log_group_name",
+        Value::string(names.reporter_log_group),
+    );
+    set("drift", Value::List(Vec::new()));
+    state
+}

@@ -1,0 +1,380 @@
+//! The whole lifecycle against the moto emulator with the real Terraform CLI: apply, no-change
+//! plan, updates in place, drift repaired, replacement, import, destroy — and after every destroy a
+//! sweep of the emulator showing nothing of the stack is left.
+
+use aws_config::BehaviorVersion;
+use e2e::{text, Workdir, REQUIRED_PROVIDERS};
+use serde_json::Value;
+use test_support::Moto;
+
+fn config(moto: &Moto, suffix: &str, body: &str) -> String {
+    format!(
+        "{REQUIRED_PROVIDERS}\nprovider \"compliance\" {{\n  region = \"us-east-1\"\n  endpoint_url = \"{}\"\n  \
+         default_tags = {{ Project = \"e2e\" }}\n}}\n\nresource \"compliance_monitor\" \"this\" {{\n  \
+         environment_suffix = \"{suffix}\"\n{body}\n}}\n\noutput \"topic_arn\" {{\n  value = compliance_monitor.this.topic_arn\n}}\n",
+        moto.endpoint()
+    )
+}
+
+fn workdir(moto: &Moto, name: &str, main_tf: &str) -> Workdir {
+    let mut w = Workdir::new(name, main_tf);
+    w.env = moto.aws_env();
+    w.init();
+    w
+}
+
+fn apply(w: &Workdir) -> String {
+    w.ok(&["apply", "-auto-approve", "-no-color", "-input=false"])
+}
+
+/// `plan -detailed-exitcode`: 0 no changes, 2 changes.
+fn plan_code(w: &Workdir) -> (i32, String) {
+    let out = w.run(&["plan", "-no-color", "-input=false", "-detailed-exitcode"]);
+    (out.status.code().unwrap_or(-1), text(&out))
+}
+
+fn assert_no_changes(w: &Workdir, when: &str) {
+    let (code, out) = plan_code(w);
+    assert_eq!(code, 0, "{when}: expected no changes:\n{out}");
+}
+
+fn state_attrs(w: &Workdir) -> Value {
+    let shown: Value = serde_json::from_str(&w.ok(&["show", "-json"])).expect("show -json");
+    shown["values"]["root_module"]["resources"][0]["values"].clone()
+}
+
+/// Asserts the emulator holds no piece of the stack `suffix`.
+fn assert_swept(moto: &Moto, suffix: &str) {
+    assert_swept_except(moto, suffix, &[]);
+}
+
+/// Asserts the emulator holds no piece of the stack `suffix` but those named in `except`.
+fn assert_swept_except(moto: &Moto, suffix: &str, except: &[&str]) {
+    let data = moto.get("/moto-api/data.json").expect("moto data");
+    let names = [
+        format!("compliance-results-{suffix}"),
+        format!("compliance-alerts-{suffix}"),
+        format!("compliance-scanner-{suffix}"),
+        format!("compliance-reporter-{suffix}"),
+        format!("-alarm-{suffix}"),
+        format!("compliance-dashboard-{suffix}"),
+    ];
+    let left: Vec<&String> = names
+        .iter()
+        .filter(|n| !except.contains(&n.as_str()) && data.contains(&format!("{n}\"")))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "left in the emulator after destroy: {left:?}"
+    );
+}
+
+/// Asserts the emulator holds every piece of the stack (the sweep's counterpart).
+fn assert_present(moto: &Moto, suffix: &str) {
+    let data = moto.get("/moto-api/data.json").expect("moto data");
+    for n in [
+        format!("compliance-results-{suffix}"),
+        format!("compliance-alerts-{suffix}"),
+        format!("compliance-scanner-{suffix}"),
+        format!("scanner-duration-alarm-{suffix}"),
+        format!("compliance-dashboard-{suffix}"),
+    ] {
+        assert!(data.contains(&n), "{n} is not in the emulator");
+    }
+}
+
+async fn sdk(moto: &Moto) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto.endpoint())
+        .region(aws_config::Region::new(test_support::REGION))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_update_drift_and_destroy() {
+    let moto = Moto::start();
+    let s = "e2e";
+    let w = workdir(&moto, "apply", &config(&moto, s, ""));
+    let out = apply(&w);
+    assert!(out.contains("Apply complete! Resources: 1 added"), "{out}");
+    assert_present(&moto, s);
+    let st = state_attrs(&w);
+    assert_eq!(
+        st["topic_arn"],
+        "arn:aws:sns:us-east-1:123456789012:compliance-alerts-e2e"
+    );
+    assert_eq!(
+        st["scanner_function_arn"],
+        "arn:aws:lambda:us-east-1:123456789012:function:compliance-scanner-e2e"
+    );
+    assert_eq!(st["drift"], serde_json::json!([]));
+    assert_no_changes(&w, "after create");
+
+    let cfg = sdk(&moto).await;
+    let lambda = aws_sdk_lambda::Client::new(&cfg);
+    let f = lambda
+        .get_function()
+        .function_name("compliance-scanner-e2e")
+        .send()
+        .await
+        .expect("scanner");
+    let conf = f.configuration().expect("configuration");
+    assert_eq!(conf.runtime().map(|r| r.as_str()), Some("provided.al2023"));
+    assert_eq!(conf.memory_size(), Some(256));
+    assert_eq!(conf.code_sha256(), st["scanner_code_sha256"].as_str());
+    let env = conf
+        .environment()
+        .and_then(|e| e.variables())
+        .expect("environment");
+    assert_eq!(
+        env.get("REQUIRED_TAGS").map(String::as_str),
+        Some("Environment,Owner,CostCenter")
+    );
+    assert_eq!(
+        env.get("BUCKET_NAME").map(String::as_str),
+        Some("compliance-results-e2e")
+    );
+    assert_eq!(
+        f.tags().and_then(|t| t.get("Project")).map(String::as_str),
+        Some("e2e")
+    );
+
+    // Updates in place.
+    w.write(&config(
+        &moto,
+        s,
+        "  lambda_memory_mb = 512\n  lambda_timeout_seconds = 120\n  log_retention_days = 7\n  \
+         scan_schedule = \"rate(12 hours)\"\n  alert_email = \"secops@example.com\"\n  required_tags = [\"Owner\"]",
+    ));
+    let (code, out) = plan_code(&w);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("update in-place") && out.contains("0 to destroy"),
+        "{out}"
+    );
+    apply(&w);
+    assert_no_changes(&w, "after update");
+    let conf = lambda
+        .get_function()
+        .function_name("compliance-scanner-e2e")
+        .send()
+        .await
+        .expect("scanner");
+    let conf = conf.configuration().expect("configuration");
+    assert_eq!(conf.memory_size(), Some(512));
+    assert_eq!(conf.timeout(), Some(120));
+    let cw = aws_sdk_cloudwatch::Client::new(&cfg);
+    let alarms = cw
+        .describe_alarms()
+        .alarm_names("scanner-duration-alarm-e2e")
+        .send()
+        .await
+        .expect("alarms");
+    assert_eq!(
+        alarms.metric_alarms()[0].threshold(),
+        Some(120_000.0),
+        "duration alarm follows the timeout"
+    );
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&cfg);
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix("/aws/lambda/compliance-reporter-e2e")
+        .send()
+        .await
+        .expect("log groups");
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(7));
+    let events = aws_sdk_eventbridge::Client::new(&cfg);
+    let rule = events
+        .describe_rule()
+        .name("compliance-scanner-e2e")
+        .send()
+        .await
+        .expect("rule");
+    assert_eq!(rule.schedule_expression(), Some("rate(12 hours)"));
+
+    // Drift of several kinds, made outside Terraform, shows in the plan by piece and is repaired.
+    cw.delete_alarms()
+        .alarm_names("reporter-failure-alarm-e2e")
+        .send()
+        .await
+        .expect("delete alarm");
+    logs.put_retention_policy()
+        .log_group_name("/aws/lambda/compliance-scanner-e2e")
+        .retention_in_days(1)
+        .send()
+        .await
+        .expect("retention");
+    events
+        .disable_rule()
+        .name("compliance-reporter-e2e")
+        .send()
+        .await
+        .expect("disable rule");
+    let iam = aws_sdk_iam::Client::new(&cfg);
+    iam.put_role_policy()
+        .role_name("compliance-scanner-e2e")
+        .policy_name("compliance-monitor")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .expect("widen policy");
+    cw.delete_dashboards()
+        .dashboard_names("compliance-dashboard-e2e")
+        .send()
+        .await
+        .expect("delete dashboard");
+    let (code, out) = plan_code(&w);
+    assert_eq!(code, 2, "drift must plan a change:\n{out}");
+    for piece in [
+        "alarm reporter-failure-alarm-e2e: missing",
+        "log group /aws/lambda/compliance-scanner-e2e: retention days",
+        "schedule compliance-reporter-e2e: enabled",
+        "IAM role compliance-scanner-e2e: inline policies differ",
+        "dashboard compliance-dashboard-e2e: missing",
+    ] {
+        assert!(out.contains(piece), "plan does not name {piece:?}:\n{out}");
+    }
+    apply(&w);
+    assert_no_changes(&w, "after repairing drift");
+    let rule = events
+        .describe_rule()
+        .name("compliance-reporter-e2e")
+        .send()
+        .await
+        .expect("rule");
+    assert_eq!(rule.state().map(|s| s.as_str()), Some("ENABLED"));
+
+    let out = w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(
+        out.contains("Destroy complete! Resources: 1 destroyed"),
+        "{out}"
+    );
+    assert_swept(&moto, s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suffix_change_replaces_and_import_adopts() {
+    let moto = Moto::start();
+    let w = workdir(
+        &moto,
+        "replace",
+        &config(
+            &moto,
+            "one",
+            "  log_retention_days = 14\n  tags = { Team = \"platform\" }",
+        ),
+    );
+    apply(&w);
+    // Objects in the bucket (and their versions) go with it on replacement.
+    let cfg = sdk(&moto).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&cfg)
+            .force_path_style(true)
+            .build(),
+    );
+    for body in ["v1", "v2"] {
+        s3.put_object()
+            .bucket("compliance-results-one")
+            .key("scans/2026/11/27/x.json")
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("put object");
+    }
+    w.write(&config(
+        &moto,
+        "two",
+        "  log_retention_days = 14\n  tags = { Team = \"platform\" }",
+    ));
+    let plan = w.ok(&["plan", "-no-color", "-input=false"]);
+    assert!(
+        plan.contains("forces replacement") && plan.contains("1 to add, 0 to change, 1 to destroy"),
+        "{plan}"
+    );
+    apply(&w);
+    assert_swept(&moto, "one");
+    assert_present(&moto, "two");
+
+    // Import: forget the stack, adopt it by its suffix, and plan nothing.
+    w.ok(&["state", "rm", "compliance_monitor.this"]);
+    let out = w.ok(&[
+        "import",
+        "-no-color",
+        "-input=false",
+        "compliance_monitor.this",
+        "two",
+    ]);
+    assert!(out.contains("Import successful"), "{out}");
+    assert_no_changes(&w, "after import");
+
+    w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    assert_swept(&moto, "two");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it() {
+    let moto = Moto::start();
+    let cfg = sdk(&moto).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&cfg)
+            .force_path_style(true)
+            .build(),
+    );
+    // Someone else's bucket holds the name the stack needs.
+    s3.create_bucket()
+        .bucket("compliance-results-taken")
+        .send()
+        .await
+        .expect("foreign bucket");
+    let w = workdir(&moto, "taken", &config(&moto, "taken", ""));
+    let out = w.run(&["apply", "-auto-approve", "-no-color", "-input=false"]);
+    let out_text = text(&out);
+    assert!(!out.status.success(), "apply must fail:\n{out_text}");
+    assert!(
+        out_text.contains("bucket compliance-results-taken") && out_text.contains("name is taken"),
+        "the error names the piece and the cause:\n{out_text}"
+    );
+    // What was made is in the state, so Terraform knows about it.
+    let list = w.ok(&["state", "list"]);
+    assert!(list.contains("compliance_monitor.this"), "{list}");
+    let data = moto.get("/moto-api/data.json").expect("moto data");
+    assert!(
+        data.contains("compliance-alerts-taken"),
+        "the topic was created concurrently"
+    );
+
+    // Destroy removes every piece the stack made and leaves the foreign bucket alone.
+    let out = w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(
+        out.contains("Left bucket compliance-results-taken in place"),
+        "{out}"
+    );
+    assert_swept_except(&moto, "taken", &["compliance-results-taken"]);
+    s3.head_bucket()
+        .bucket("compliance-results-taken")
+        .send()
+        .await
+        .expect("foreign bucket kept");
+
+    // Fail again, then remove the conflict: a later apply finishes the job (the tainted partial
+    // stack is replaced), and destroy then leaves nothing.
+    let again = w.run(&["apply", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(!again.status.success(), "{}", text(&again));
+    s3.delete_bucket()
+        .bucket("compliance-results-taken")
+        .send()
+        .await
+        .expect("remove foreign bucket");
+    let out = apply(&w);
+    assert!(
+        out.contains("1 added") && out.contains("1 destroyed"),
+        "the tainted stack is replaced:\n{out}"
+    );
+    assert_no_changes(&w, "after the second apply");
+    w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    assert_swept(&moto, "taken");
+}

@@ -1,0 +1,197 @@
+//! `cargo xtask demo`: the main job, end to end on this machine. Starts the AWS emulator, installs
+//! the provider from a filesystem mirror, applies `examples/terraform`, builds a small fleet, runs one
+//! scan with the deployed scanner's settings, and prints where everything is.
+//! `cargo xtask demo destroy` removes the stack and stops the emulator.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use test_support::{install_mirror, provider_bin, terraform, venv_bin, workspace_root};
+
+use crate::{cargo, run};
+
+const PORT: u16 = 5557;
+
+fn work() -> PathBuf {
+    test_support::target_dir().join("demo")
+}
+
+fn endpoint() -> String {
+    format!("http://127.0.0.1:{PORT}")
+}
+
+fn aws_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("AWS_ACCESS_KEY_ID", "demo")
+        .env("AWS_SECRET_ACCESS_KEY", "demo")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+fn emulator_up() -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", PORT)).is_ok()
+}
+
+/// Starts moto on the demo port, detached so it outlives this command, unless it already runs.
+fn start_emulator() -> Result<(), String> {
+    if emulator_up() {
+        println!("== AWS emulator already running at {}", endpoint());
+        return Ok(());
+    }
+    let log = std::fs::File::create(work().join("moto.log")).map_err(|e| e.to_string())?;
+    let child = Command::new(venv_bin().join("moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &PORT.to_string()])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("start moto_server: {e}"))?;
+    std::fs::write(work().join("moto.pid"), child.id().to_string()).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !emulator_up() {
+        if Instant::now() > deadline {
+            return Err("moto did not start within 60 s; see target/demo/moto.log".into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("== AWS emulator (moto) started at {}", endpoint());
+    Ok(())
+}
+
+fn tf(dir: &Path, cli_config: &Path, args: &[&str]) -> Result<(), String> {
+    let mut cmd = terraform(dir, cli_config);
+    aws_env(&mut cmd)
+        .env("TF_VAR_endpoint_url", endpoint())
+        .args(args);
+    run(&mut cmd)
+}
+
+fn tf_output(dir: &Path, cli_config: &Path, name: &str) -> Result<String, String> {
+    let mut cmd = terraform(dir, cli_config);
+    let out = aws_env(&mut cmd)
+        .args(["output", "-raw", name])
+        .output()
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The demo's working copy of examples/terraform, with the provider mirror configured.
+fn prepare() -> Result<(PathBuf, PathBuf), String> {
+    let dir = work().join("example");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for entry in
+        std::fs::read_dir(workspace_root().join("examples/terraform")).map_err(|e| e.to_string())?
+    {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|e| e == "tf") {
+            std::fs::copy(&path, dir.join(path.file_name().expect("file name")))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let cli_config = install_mirror(&provider_bin(), &work());
+    Ok((dir, cli_config))
+}
+
+/// Runs the demo.
+pub fn demo(args: &[String]) -> Result<(), String> {
+    std::fs::create_dir_all(work()).map_err(|e| e.to_string())?;
+    if args.first().map(String::as_str) == Some("destroy") {
+        return destroy();
+    }
+    run(cargo().args([
+        "build",
+        "-p",
+        "terraform-provider-compliance",
+        "-p",
+        "compliance-scanner",
+    ]))?;
+    start_emulator()?;
+    let (dir, cli_config) = prepare()?;
+    println!(
+        "== Provider installed into the filesystem mirror {}",
+        work().join("mirror").display()
+    );
+    tf(
+        &dir,
+        &cli_config,
+        &["init", "-no-color", "-input=false", "-upgrade"],
+    )?;
+    tf(
+        &dir,
+        &cli_config,
+        &["apply", "-auto-approve", "-no-color", "-input=false"],
+    )?;
+
+    println!("\n== A small fleet in the emulator:");
+    let mut fleet = Command::new(venv_bin().join("python"));
+    aws_env(&mut fleet)
+        .arg(workspace_root().join("xtask/src/demo_fleet.py"))
+        .arg(endpoint());
+    run(&mut fleet)?;
+
+    // The scan runs the scanner's code with exactly the settings of the deployed function.
+    let function = tf_output(&dir, &cli_config, "scanner_function_name")?;
+    let mut get = Command::new(venv_bin().join("python"));
+    aws_env(&mut get).args([
+        "-c",
+        "import boto3,sys,os;f=boto3.client('lambda',endpoint_url=os.environ['AWS_ENDPOINT_URL']).get_function(FunctionName=sys.argv[1]);\
+         [print(k+'='+v) for k,v in f['Configuration']['Environment']['Variables'].items()]",
+        &function,
+    ]);
+    let out = get.output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "reading {function}'s settings: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let env_text = String::from_utf8_lossy(&out.stdout).to_string();
+    println!("\n== One scan with the settings of the deployed {function}:");
+    let mut scan = Command::new(test_support::target_dir().join("debug/compliance-scanner"));
+    aws_env(&mut scan).arg("scan");
+    for line in env_text.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            println!("  {k}={v}");
+            scan.env(k, v);
+        }
+    }
+    let out = scan
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let summary = String::from_utf8_lossy(&out.stdout);
+    println!("{summary}");
+    if !out.status.success() {
+        return Err("the scan failed".into());
+    }
+
+    println!("== Outputs:");
+    tf(&dir, &cli_config, &["output", "-no-color"])?;
+    println!(
+        "\n== Done. The stack lives in the emulator at {}; the scan result is in its bucket under scans/.\n\
+         Inspect it with the AWS CLI or boto3 pointed at that endpoint.\n\
+         To remove the stack and stop the emulator: cargo xtask demo destroy",
+        endpoint()
+    );
+    Ok(())
+}
+
+fn destroy() -> Result<(), String> {
+    if !emulator_up() {
+        return Err(format!("no emulator at {}: nothing to destroy", endpoint()));
+    }
+    let (dir, cli_config) = prepare()?;
+    tf(
+        &dir,
+        &cli_config,
+        &["destroy", "-auto-approve", "-no-color", "-input=false"],
+    )?;
+    if let Ok(pid) = std::fs::read_to_string(work().join("moto.pid")) {
+        run(Command::new("kill").arg(pid.trim()))?;
+        let _ = std::fs::remove_file(work().join("moto.pid"));
+    }
+    println!("== Stack destroyed and emulator stopped.");
+    Ok(())
+}
