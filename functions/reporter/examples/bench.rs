@@ -172,8 +172,14 @@ async fn main() {
         .args(["report", "--date", DATE])
         .stdout(Stdio::piped());
     let started = Instant::now();
-    let child = cmd.spawn().expect("start the reporter");
+    // Reaped by wait4 below, which also yields the child's peak RSS.
+    #[allow(clippy::zombie_processes)]
+    let mut child = cmd.spawn().expect("start the reporter");
     let pid = child.id() as libc::pid_t;
+    // Drain stdout first so the child never blocks on a full pipe; EOF comes at its exit.
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("piped stdout"), &mut stdout)
+        .unwrap();
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -181,8 +187,6 @@ async fn main() {
     let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = started.elapsed();
     assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.expect("piped stdout"), &mut stdout).unwrap();
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "the reporter failed (status {status}); stdout: {stdout}"
