@@ -29,9 +29,10 @@ fn env_number(name: &str, default: usize) -> usize {
 
 /// Instance `n` in scan `s`: about a quarter offend all day, some flip during the day, a few are
 /// exempt; offenders carry realistic missing tags and violations.
-fn instance(n: usize, s: usize) -> InstanceResult {
+fn instance(n: usize, s: usize, scans: usize) -> InstanceResult {
     let exempt = n % 50 == 0;
-    let offends = !exempt && (n % 4 == 0 || (n % 7 == 0 && s < 2) || (n % 11 == 0 && s >= 2));
+    let offends =
+        !exempt && (n % 4 == 0 || (n % 7 == 0 && s < scans / 2) || (n % 11 == 0 && s >= scans / 2));
     let ssh = Violation {
         group_id: format!("sg-{:08x}", n % 97),
         protocol: "tcp".into(),
@@ -66,15 +67,21 @@ fn instance(n: usize, s: usize) -> InstanceResult {
     }
 }
 
-fn scan(s: usize, instances: usize) -> ScanResult {
-    let list: Vec<InstanceResult> = (0..instances).map(|n| instance(n, s)).collect();
+/// Start time of scan `s` of `scans`, spread evenly over the day.
+fn start_time(s: usize, scans: usize) -> String {
+    let minute = s * 1440 / scans.max(1);
+    format!("{DATE}T{:02}:{:02}:00Z", minute / 60, minute % 60)
+}
+
+fn scan(s: usize, scans: usize, instances: usize) -> ScanResult {
+    let list: Vec<InstanceResult> = (0..instances).map(|n| instance(n, s, scans)).collect();
     let exempt = list.iter().filter(|i| i.exempt).count() as u64;
     let compliant = list.iter().filter(|i| i.compliant).count() as u64;
     let judged = list.len() as u64 - exempt;
     ScanResult {
         schema_version: SCAN_SCHEMA_VERSION,
-        started_at: format!("{DATE}T{:02}:00:00Z", s * 6 % 24),
-        finished_at: format!("{DATE}T{:02}:01:30Z", s * 6 % 24),
+        started_at: start_time(s, scans),
+        finished_at: start_time(s, scans),
         duration_ms: 90_000,
         stack: "bench".into(),
         account_id: Some("123456789012".into()),
@@ -145,14 +152,11 @@ async fn main() {
 
     let mut stored = 0usize;
     for s in 0..scans {
-        let body = serde_json::to_vec(&scan(s, instances)).expect("serialise scan");
+        let body = serde_json::to_vec(&scan(s, scans, instances)).expect("serialise scan");
         stored += body.len();
         s3.put_object()
             .bucket(bucket)
-            .key(format!(
-                "scans/2024/05/02/{DATE}T{:02}:00:00Z.json",
-                s * 6 % 24
-            ))
+            .key(format!("scans/2024/05/02/{}.json", start_time(s, scans)))
             .body(ByteStream::from(body))
             .send()
             .await
