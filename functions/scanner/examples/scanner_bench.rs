@@ -3,7 +3,7 @@
 //! same instances and groups), each as a child process: wall time, CPU time and peak RSS from
 //! `wait4`, and API calls as counted by each program.
 //!
-//! Run: `cargo build -p compliance-scanner && cargo run -p compliance-scanner --example bench`
+//! Run: `cargo build -p compliance-scanner && cargo run -p compliance-scanner --example scanner_bench`
 //! Environment: `BENCH_INSTANCES` (default 10000), `BENCH_ROUNDS` (default 3).
 
 use std::collections::BTreeMap;
@@ -383,17 +383,20 @@ async fn build_fleet(moto: &Moto, n: usize) -> String {
             let (subnet, groups) = &subnets_groups[i % 2];
             // Mostly clean groups, so the fleet is a realistic mix rather than all red.
             let group = &groups[if i % 10 < 7 { 0 } else { i % 5 }];
+            let tags = tag_cases[if i % 3 == 0 { (i / 3) % 6 } else { 1 }];
             let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-            for (k, v) in tag_cases[if i % 3 == 0 { (i / 3) % 6 } else { 1 }] {
+            for (k, v) in tags {
                 spec = spec.tags(Tag::builder().key(*k).value(*v).build());
             }
+            // EC2 rejects a tag specification without tags: an untagged instance sends none.
+            let spec = (!tags.is_empty()).then(|| vec![spec.build()]);
             ec2.run_instances()
                 .image_id(image)
                 .min_count(1)
                 .max_count(1)
                 .subnet_id(subnet)
                 .security_group_ids(group)
-                .tag_specifications(spec.build())
+                .set_tag_specifications(spec)
                 .send()
                 .await
                 .expect("run instance");

@@ -219,26 +219,33 @@ pub async fn run_scan(config: &Config, clients: &Clients) -> anyhow::Result<RunR
     outputs::store(&clients.s3, &config.bucket, &key, json).await?;
     tracing::info!(bucket = %config.bucket, key = %key, "scan result stored");
 
-    let mut errors = Vec::new();
+    // Metrics and alert do not depend on each other: send both at once, and let neither failure
+    // stop the other.
     let data = outputs::metric_data(&result.summary, &config.stack, finished_at);
-    if let Err(e) =
-        outputs::publish_metrics(&clients.cloudwatch, &config.metric_namespace, data).await
-    {
+    let metrics = outputs::publish_metrics(&clients.cloudwatch, &config.metric_namespace, data);
+    let alert = async {
+        if result.summary.non_compliant == 0 {
+            return Ok(false);
+        }
+        match &config.topic_arn {
+            Some(topic) => outputs::send_alert(&clients.sns, topic, &result, &config.bucket, &key)
+                .await
+                .map(|()| true),
+            None => {
+                tracing::warn!("non-compliant instances found but no TOPIC_ARN: no alert sent");
+                Ok(false)
+            }
+        }
+    };
+    let (metrics, alert) = tokio::join!(metrics, alert);
+    let mut errors = Vec::new();
+    if let Err(e) = metrics {
         errors.push(format!("{e:#}"));
     }
-    let mut alert_sent = false;
-    if result.summary.non_compliant > 0 {
-        match &config.topic_arn {
-            Some(topic) => {
-                match outputs::send_alert(&clients.sns, topic, &result, &config.bucket, &key).await
-                {
-                    Ok(()) => alert_sent = true,
-                    Err(e) => errors.push(format!("{e:#}")),
-                }
-            }
-            None => tracing::warn!("non-compliant instances found but no TOPIC_ARN: no alert sent"),
-        }
-    }
+    let alert_sent = alert.unwrap_or_else(|e| {
+        errors.push(format!("{e:#}"));
+        false
+    });
     for e in &errors {
         tracing::error!(error = %e, key = %key, "failure after the result was stored");
     }
