@@ -5,7 +5,6 @@
 //! knows nothing of AWS; [`monitor`] maps a `compliance_monitor` block to the desired stack.
 
 pub mod aws;
-#[path = "code_tmp.rs"]
 pub mod code;
 pub mod monitor;
 pub mod protocol;
