@@ -107,7 +107,7 @@ pub fn run_bench() -> Result<(), String> {
         "  terraform plan wall time:          {:.0} ms",
         ms(plan_time)
     );
-    Ok(())
+    stack_bench(&provider)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -187,4 +187,86 @@ pub fn rss_wrap(args: &[String]) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     writeln!(f, "{}", usage.ru_maxrss).map_err(|e| e.to_string())?;
     std::process::exit(status.code().unwrap_or(1));
+}
+
+/// Apply, no-change plan, one-attribute update and destroy against the emulator, with wall time
+/// and the AWS requests each makes, by kind, counted by a proxy in front of the emulator.
+pub fn stack_bench(provider: &Path) -> Result<(), String> {
+    let moto = test_support::Moto::start();
+    let (port, counts) = crate::proxy::start(moto.port()).map_err(|e| e.to_string())?;
+    let work = test_support::target_dir().join("bench-stack");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let cli_config = install_mirror(provider, &work);
+    let main_tf = |memory: u32| {
+        format!(
+            "terraform {{\n  required_providers {{\n    compliance = {{ source = \"compliance-monitor/compliance\" }}\n  }}\n}}\n\
+             provider \"compliance\" {{\n  region = \"us-east-1\"\n  endpoint_url = \"http://127.0.0.1:{port}\"\n}}\n\
+             resource \"compliance_monitor\" \"this\" {{\n  environment_suffix = \"bench\"\n  lambda_memory_mb = {memory}\n}}\n"
+        )
+    };
+    std::fs::write(work.join("main.tf"), main_tf(256)).map_err(|e| e.to_string())?;
+    let tf = |args: &[&str]| -> Result<Duration, String> {
+        let mut cmd = terraform(&work, &cli_config);
+        moto.configure(&mut cmd);
+        let start = Instant::now();
+        let out = cmd.args(args).output().map_err(|e| e.to_string())?;
+        let took = start.elapsed();
+        if !out.status.success() && args[0] != "plan" {
+            return Err(format!(
+                "terraform {args:?} failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(took)
+    };
+    tf(&["init", "-no-color", "-input=false"])?;
+    let step = |name: &str, args: &[&str]| -> Result<(), String> {
+        counts.lock().expect("counts").clear();
+        let took = tf(args)?;
+        let c = counts.lock().expect("counts").clone();
+        let total: u64 = c.values().sum();
+        let writes: u64 = c.iter().filter(|(k, _)| !is_read(k)).map(|(_, n)| n).sum();
+        println!(
+            "  {name}: {:.2} s, {total} AWS requests ({writes} writes)",
+            took.as_secs_f64()
+        );
+        for (k, n) in &c {
+            println!(
+                "      {n:>4}  {k}{}",
+                if is_read(k) { "" } else { "   (write)" }
+            );
+        }
+        Ok(())
+    };
+    println!("\nstack benchmark (against moto, requests counted at a proxy in front of it)");
+    step(
+        "apply (create)",
+        &["apply", "-auto-approve", "-no-color", "-input=false"],
+    )?;
+    step(
+        "plan with no change",
+        &["plan", "-no-color", "-input=false", "-detailed-exitcode"],
+    )?;
+    std::fs::write(work.join("main.tf"), main_tf(512)).map_err(|e| e.to_string())?;
+    step(
+        "apply (lambda_memory_mb 256 -> 512)",
+        &["apply", "-auto-approve", "-no-color", "-input=false"],
+    )?;
+    step(
+        "destroy",
+        &["destroy", "-auto-approve", "-no-color", "-input=false"],
+    )?;
+    Ok(())
+}
+
+/// True for request kinds that only read.
+fn is_read(kind: &str) -> bool {
+    let action = kind.split(':').nth(1).unwrap_or("");
+    ["Get", "List", "Describe", "Head"]
+        .iter()
+        .any(|p| action.starts_with(p))
+        || action.starts_with("GET ")
+        || action.starts_with("HEAD ")
 }

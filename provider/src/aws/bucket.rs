@@ -74,7 +74,15 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceErro
         c.s3.get_bucket_policy().bucket(name).send(),
         c.s3.get_bucket_tagging().bucket(name).send(),
     );
-    let versioning = versioning.map_err(|e| PieceError::aws(&p, "reading versioning of", e))?;
+    // Some S3 emulators (moto) answer with a differently named XML root that the SDK refuses to
+    // parse; the raw answer still says whether versioning is on.
+    let versioning = match versioning {
+        Ok(v) => v.status == Some(BucketVersioningStatus::Enabled),
+        Err(e) => e
+            .raw_response()
+            .and_then(|r| r.body().bytes())
+            .is_some_and(|b| String::from_utf8_lossy(b).contains("<Status>Enabled</Status>")),
+    };
     // A missing sub-configuration is an error code of its own; every such case means "not set".
     let glacier_days = lifecycle.ok().and_then(|l| {
         l.rules().iter().find_map(|r| {
@@ -114,7 +122,7 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceErro
         })
         .unwrap_or_default();
     Ok(Found::Present(Observed {
-        versioning: versioning.status() == Some(&BucketVersioningStatus::Enabled),
+        versioning,
         glacier_days,
         public_access_blocked,
         encrypted,

@@ -484,9 +484,11 @@ impl Resource for ComplianceMonitor {
             &cfg.clients,
             &d,
             &observed,
-            codes(),
-            retag,
-            creating,
+            stack::EnsureOptions {
+                codes: codes(),
+                retag,
+                creating,
+            },
             &cancel,
             &mut applied,
         )

@@ -157,6 +157,17 @@ fn cancelled(cancel: &CancellationToken) -> Result<(), PieceError> {
     }
 }
 
+/// How an apply treats what it finds.
+#[derive(Debug, Clone, Copy)]
+pub struct EnsureOptions<'a> {
+    /// The functions' packages: scanner, reporter.
+    pub codes: [Code<'a>; 2],
+    /// Rewrite tags on pieces whose tags are only checked at write time (alarms).
+    pub retag: bool,
+    /// A create: an existing piece that is not the stack's is a name taken.
+    pub creating: bool,
+}
+
 /// Brings every piece to the desired settings, writing only what differs: bucket, topic, roles
 /// and log groups first (concurrently), then the functions, then schedules, alarms and
 /// dashboard. On error, `applied` holds what was done so far.
@@ -164,12 +175,15 @@ pub async fn ensure(
     c: &Clients,
     d: &Desired,
     o: &Observed,
-    codes: [Code<'_>; 2],
-    retag: bool,
-    creating: bool,
+    opts: EnsureOptions<'_>,
     cancel: &CancellationToken,
     applied: &mut Applied,
 ) -> Result<(), PieceError> {
+    let EnsureOptions {
+        codes,
+        retag,
+        creating,
+    } = opts;
     cancelled(cancel)?;
     let n = &d.names;
     let (b, t, r0, r1, l0, l1) = futures::join!(

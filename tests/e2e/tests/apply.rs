@@ -43,25 +43,118 @@ fn state_attrs(w: &Workdir) -> Value {
     shown["values"]["root_module"]["resources"][0]["values"].clone()
 }
 
+/// Every piece of the stack `suffix` found in the emulator's account, by listing each service.
+async fn pieces(moto: &Moto, suffix: &str) -> Vec<String> {
+    let cfg = sdk(moto).await;
+    let mine = |name: &str| name.ends_with(&format!("-{suffix}"));
+    let mut found = Vec::new();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&cfg)
+            .force_path_style(true)
+            .build(),
+    );
+    for b in s3
+        .list_buckets()
+        .send()
+        .await
+        .expect("list buckets")
+        .buckets()
+    {
+        found.extend(b.name().filter(|n| mine(n)).map(|n| format!("bucket {n}")));
+    }
+    let sns = aws_sdk_sns::Client::new(&cfg);
+    for t in sns
+        .list_topics()
+        .send()
+        .await
+        .expect("list topics")
+        .topics()
+    {
+        found.extend(
+            t.topic_arn()
+                .filter(|n| mine(n))
+                .map(|n| format!("topic {n}")),
+        );
+    }
+    let iam = aws_sdk_iam::Client::new(&cfg);
+    for r in iam.list_roles().send().await.expect("list roles").roles() {
+        if mine(r.role_name()) {
+            found.push(format!("role {}", r.role_name()));
+        }
+    }
+    let lambda = aws_sdk_lambda::Client::new(&cfg);
+    for f in lambda
+        .list_functions()
+        .send()
+        .await
+        .expect("list functions")
+        .functions()
+    {
+        found.extend(
+            f.function_name()
+                .filter(|n| mine(n))
+                .map(|n| format!("function {n}")),
+        );
+    }
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&cfg);
+    for g in logs
+        .describe_log_groups()
+        .send()
+        .await
+        .expect("log groups")
+        .log_groups()
+    {
+        found.extend(
+            g.log_group_name()
+                .filter(|n| mine(n))
+                .map(|n| format!("log group {n}")),
+        );
+    }
+    let events = aws_sdk_eventbridge::Client::new(&cfg);
+    for r in events.list_rules().send().await.expect("rules").rules() {
+        found.extend(r.name().filter(|n| mine(n)).map(|n| format!("rule {n}")));
+    }
+    let cw = aws_sdk_cloudwatch::Client::new(&cfg);
+    for a in cw
+        .describe_alarms()
+        .send()
+        .await
+        .expect("alarms")
+        .metric_alarms()
+    {
+        found.extend(
+            a.alarm_name()
+                .filter(|n| mine(n))
+                .map(|n| format!("alarm {n}")),
+        );
+    }
+    for d in cw
+        .list_dashboards()
+        .send()
+        .await
+        .expect("dashboards")
+        .dashboard_entries()
+    {
+        found.extend(
+            d.dashboard_name()
+                .filter(|n| mine(n))
+                .map(|n| format!("dashboard {n}")),
+        );
+    }
+    found
+}
+
 /// Asserts the emulator holds no piece of the stack `suffix`.
-fn assert_swept(moto: &Moto, suffix: &str) {
-    assert_swept_except(moto, suffix, &[]);
+async fn assert_swept(moto: &Moto, suffix: &str) {
+    assert_swept_except(moto, suffix, &[]).await;
 }
 
 /// Asserts the emulator holds no piece of the stack `suffix` but those named in `except`.
-fn assert_swept_except(moto: &Moto, suffix: &str, except: &[&str]) {
-    let data = moto.get("/moto-api/data.json").expect("moto data");
-    let names = [
-        format!("compliance-results-{suffix}"),
-        format!("compliance-alerts-{suffix}"),
-        format!("compliance-scanner-{suffix}"),
-        format!("compliance-reporter-{suffix}"),
-        format!("-alarm-{suffix}"),
-        format!("compliance-dashboard-{suffix}"),
-    ];
-    let left: Vec<&String> = names
-        .iter()
-        .filter(|n| !except.contains(&n.as_str()) && data.contains(&format!("{n}\"")))
+async fn assert_swept_except(moto: &Moto, suffix: &str, except: &[&str]) {
+    let left: Vec<String> = pieces(moto, suffix)
+        .await
+        .into_iter()
+        .filter(|p| !except.contains(&p.as_str()))
         .collect();
     assert!(
         left.is_empty(),
@@ -69,23 +162,17 @@ fn assert_swept_except(moto: &Moto, suffix: &str, except: &[&str]) {
     );
 }
 
-/// Asserts the emulator holds every piece of the stack (the sweep's counterpart).
-fn assert_present(moto: &Moto, suffix: &str) {
-    let data = moto.get("/moto-api/data.json").expect("moto data");
-    for n in [
-        format!("compliance-results-{suffix}"),
-        format!("compliance-alerts-{suffix}"),
-        format!("compliance-scanner-{suffix}"),
-        format!("scanner-duration-alarm-{suffix}"),
-        format!("compliance-dashboard-{suffix}"),
-    ] {
-        assert!(data.contains(&n), "{n} is not in the emulator");
-    }
+/// Asserts the emulator holds all 15 pieces (bucket, topic, 2 roles, 2 functions, 2 log groups,
+/// 2 rules, 4 alarms, dashboard) of the stack (the sweep's counterpart).
+async fn assert_present(moto: &Moto, suffix: &str) {
+    let found = pieces(moto, suffix).await;
+    assert_eq!(found.len(), 15, "pieces of {suffix}: {found:?}");
 }
 
 async fn sdk(moto: &Moto) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(moto.endpoint())
+        // The test process trusts the emulator's certificate through SSL_CERT_FILE.
         .region(aws_config::Region::new(test_support::REGION))
         .credentials_provider(aws_sdk_lambda::config::Credentials::new(
             "testing", "testing", None, None, "test",
@@ -96,12 +183,12 @@ async fn sdk(moto: &Moto) -> aws_config::SdkConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_update_drift_and_destroy() {
-    let moto = Moto::start();
+    let moto = Moto::start_tls();
     let s = "e2e";
     let w = workdir(&moto, "apply", &config(&moto, s, ""));
     let out = apply(&w);
     assert!(out.contains("Apply complete! Resources: 1 added"), "{out}");
-    assert_present(&moto, s);
+    assert_present(&moto, s).await;
     let st = state_attrs(&w);
     assert_eq!(
         st["topic_arn"],
@@ -253,12 +340,12 @@ async fn apply_update_drift_and_destroy() {
         out.contains("Destroy complete! Resources: 1 destroyed"),
         "{out}"
     );
-    assert_swept(&moto, s);
+    assert_swept(&moto, s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suffix_change_replaces_and_import_adopts() {
-    let moto = Moto::start();
+    let moto = Moto::start_tls();
     let w = workdir(
         &moto,
         "replace",
@@ -269,22 +356,6 @@ async fn suffix_change_replaces_and_import_adopts() {
         ),
     );
     apply(&w);
-    // Objects in the bucket (and their versions) go with it on replacement.
-    let cfg = sdk(&moto).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&cfg)
-            .force_path_style(true)
-            .build(),
-    );
-    for body in ["v1", "v2"] {
-        s3.put_object()
-            .bucket("compliance-results-one")
-            .key("scans/2026/11/27/x.json")
-            .body(body.as_bytes().to_vec().into())
-            .send()
-            .await
-            .expect("put object");
-    }
     w.write(&config(
         &moto,
         "two",
@@ -296,8 +367,8 @@ async fn suffix_change_replaces_and_import_adopts() {
         "{plan}"
     );
     apply(&w);
-    assert_swept(&moto, "one");
-    assert_present(&moto, "two");
+    assert_swept(&moto, "one").await;
+    assert_present(&moto, "two").await;
 
     // Import: forget the stack, adopt it by its suffix, and plan nothing.
     w.ok(&["state", "rm", "compliance_monitor.this"]);
@@ -312,12 +383,12 @@ async fn suffix_change_replaces_and_import_adopts() {
     assert_no_changes(&w, "after import");
 
     w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
-    assert_swept(&moto, "two");
+    assert_swept(&moto, "two").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it() {
-    let moto = Moto::start();
+    let moto = Moto::start_tls();
     let cfg = sdk(&moto).await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&cfg)
@@ -341,10 +412,10 @@ async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it() {
     // What was made is in the state, so Terraform knows about it.
     let list = w.ok(&["state", "list"]);
     assert!(list.contains("compliance_monitor.this"), "{list}");
-    let data = moto.get("/moto-api/data.json").expect("moto data");
+    let made = pieces(&moto, "taken").await;
     assert!(
-        data.contains("compliance-alerts-taken"),
-        "the topic was created concurrently"
+        made.iter().any(|p| p.starts_with("topic ")),
+        "the topic was created concurrently: {made:?}"
     );
 
     // Destroy removes every piece the stack made and leaves the foreign bucket alone.
@@ -353,7 +424,7 @@ async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it() {
         out.contains("Left bucket compliance-results-taken in place"),
         "{out}"
     );
-    assert_swept_except(&moto, "taken", &["compliance-results-taken"]);
+    assert_swept_except(&moto, "taken", &["bucket compliance-results-taken"]).await;
     s3.head_bucket()
         .bucket("compliance-results-taken")
         .send()
@@ -376,5 +447,5 @@ async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it() {
     );
     assert_no_changes(&w, "after the second apply");
     w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
-    assert_swept(&moto, "taken");
+    assert_swept(&moto, "taken").await;
 }

@@ -1,4 +1,5 @@
 //! `terraform init`, `validate` and `plan` with the provider installed from a filesystem mirror.
+#![recursion_limit = "256"]
 
 use e2e::{text, Workdir, OFFLINE_PROVIDER, REQUIRED_PROVIDERS};
 use serde_json::{json, Value};
@@ -241,4 +242,40 @@ fn unknown_values_from_other_resources_plan_without_errors() {
     w.init();
     let out = w.ok(&["plan", "-no-color", "-input=false"]);
     assert!(out.contains("Plan: 2 to add"), "{out}");
+}
+
+#[test]
+fn the_module_consumer_example_plans_two_stacks() {
+    let examples = test_support::workspace_root().join("examples/terraform");
+    let w = Workdir::new("module-consumer", "");
+    // Keep the example's relative module source working: copy both folders side by side.
+    for (from, to) in [
+        ("module-consumer", "."),
+        (
+            "modules/compliance-monitor",
+            "../modules/compliance-monitor",
+        ),
+    ] {
+        let dest = w.dir.join(to);
+        std::fs::create_dir_all(&dest).expect("folder");
+        for entry in std::fs::read_dir(examples.join(from)).expect("example folder") {
+            let path = entry.expect("entry").path();
+            std::fs::copy(&path, dest.join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    w.init();
+    w.ok(&["validate", "-no-color"]);
+    let plan = w.ok(&[
+        "plan",
+        "-no-color",
+        "-input=false",
+        "-var",
+        "endpoint_url=http://127.0.0.1:9",
+    ]);
+    assert!(plan.contains("Plan: 2 to add"), "{plan}");
+    assert!(
+        plan.contains("module.payments.compliance_monitor.this"),
+        "{plan}"
+    );
+    assert!(plan.contains("\"compliance-results-search\""), "{plan}");
 }

@@ -66,30 +66,97 @@ pub fn free_port() -> u16 {
 /// Region every test uses against the emulator.
 pub const REGION: &str = "us-east-1";
 
+/// One certificate for 127.0.0.1 per test process, made with openssl. Making it also sets
+/// `SSL_CERT_FILE` for this process, so SDK clients built by the tests trust every TLS moto
+/// of the process; child processes get it from [`Moto::aws_env`].
+fn test_certificate() -> &'static (PathBuf, PathBuf) {
+    static CERT: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    CERT.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("moto-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create cert folder");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let status = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=127.0.0.1",
+            ])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+            // An end-entity certificate: rustls refuses a CA certificate used as a server's.
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args(["-addext", "keyUsage=digitalSignature,keyEncipherment"])
+            .args(["-addext", "extendedKeyUsage=serverAuth"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run openssl (Debian package openssl)");
+        assert!(status.success(), "openssl could not make a certificate");
+        std::env::set_var("SSL_CERT_FILE", &cert);
+        (cert, key)
+    })
+}
+
 /// A moto server on loopback, started for one test (or one test binary) and killed on drop.
 pub struct Moto {
     child: Child,
     port: u16,
+    /// The CA file clients must trust when the server speaks HTTPS.
+    ca: Option<PathBuf>,
 }
 
 impl Moto {
     /// Starts `moto_server` on a free loopback port and waits until it answers.
     pub fn start() -> Moto {
+        Moto::launch(None)
+    }
+
+    /// Starts `moto_server` speaking HTTPS with a certificate made for this run (openssl), for
+    /// stacks whose bucket policy denies plain-HTTP access as it should. Clients trust it through
+    /// `SSL_CERT_FILE` and `AWS_CA_BUNDLE` in [`Moto::aws_env`].
+    pub fn start_tls() -> Moto {
+        let (cert, key) = test_certificate();
+        Moto::launch(Some((cert.clone(), key.clone())))
+    }
+
+    fn launch(tls: Option<(PathBuf, PathBuf)>) -> Moto {
         let bin = venv_tool("moto_server");
         let port = free_port();
         let log = std::env::temp_dir().join(format!("moto-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("create moto log file");
-        let child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        if let Some((cert, key)) = &tls {
+            cmd.arg("-c").arg(cert).arg("-k").arg(key);
+        }
+        let child = cmd
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone log handle"))
             .stderr(log_file)
             .spawn()
             .unwrap_or_else(|e| panic!("start moto_server: {e}; {SETUP_HINT}"));
-        let moto = Moto { child, port };
+        let moto = Moto {
+            child,
+            port,
+            ca: tls.map(|(cert, _)| cert),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if moto.get("/moto-api/data.json").is_ok() {
+            let up = if moto.ca.is_some() {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            } else {
+                moto.get("/moto-api/data.json").is_ok()
+            };
+            if up {
                 return moto;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -107,14 +174,20 @@ impl Moto {
 
     /// The endpoint URL to hand to every AWS client (`AWS_ENDPOINT_URL`).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Environment that points an AWS SDK or the provider at this emulator, with dummy
     /// credentials, so nothing ever reaches for an AWS address.
     pub fn aws_env(&self) -> Vec<(String, String)> {
-        [
-            ("AWS_ENDPOINT_URL", self.endpoint().as_str()),
+        let ca = self.ca.as_ref().map(|c| c.display().to_string());
+        let tls = ca
+            .iter()
+            .flat_map(|c| [("SSL_CERT_FILE", c.clone()), ("AWS_CA_BUNDLE", c.clone())]);
+        let endpoint = self.endpoint();
+        let plain = [
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
             ("AWS_ACCESS_KEY_ID", "testing"),
             ("AWS_SECRET_ACCESS_KEY", "testing"),
             ("AWS_SESSION_TOKEN", "testing"),
@@ -123,10 +196,12 @@ impl Moto {
             ("AWS_EC2_METADATA_DISABLED", "true"),
             ("AWS_CONFIG_FILE", "/dev/null"),
             ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        ];
+        plain
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(tls.map(|(k, v)| (k.to_string(), v)))
+            .collect()
     }
 
     /// Applies [`Moto::aws_env`] to a command.
