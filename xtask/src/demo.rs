@@ -131,6 +131,22 @@ pub fn demo(args: &[String]) -> Result<(), String> {
         .arg(endpoint());
     run(&mut fleet)?;
 
+    // moto evaluates a Deny statement whose condition does not hold as a deny, so the bucket's
+    // TLS-only policy (Deny when aws:SecureTransport is false) blocks every object write in the
+    // emulator, over HTTPS too. AWS itself does not; lift the policy in the emulator only.
+    let bucket = tf_output(&dir, &cli_config, "bucket_name")?;
+    println!(
+        "\n== Lifting {bucket}'s TLS-only policy in the emulator (moto mis-evaluates conditional denies);\n   \
+         `terraform plan` will now show it as drift, and `terraform apply` would put it back."
+    );
+    let mut lift = Command::new(venv_bin().join("python"));
+    aws_env(&mut lift).args([
+        "-c",
+        "import boto3,sys,os;boto3.client('s3',endpoint_url=os.environ['AWS_ENDPOINT_URL']).delete_bucket_policy(Bucket=sys.argv[1])",
+        &bucket,
+    ]);
+    run(&mut lift)?;
+
     // The scan runs the scanner's code with exactly the settings of the deployed function.
     let function = tf_output(&dir, &cli_config, "scanner_function_name")?;
     let mut get = Command::new(venv_bin().join("python"));
