@@ -16,8 +16,12 @@ const PIP_PACKAGES: [&str; 4] = [
     "ziglang==0.17.1",
 ];
 
-/// Debian packages the tests use (Chromium renders the reporter's HTML page).
-const APT_PACKAGES: [(&str, &str); 1] = [("chromium", "/usr/bin/chromium")];
+/// Debian packages the tests use: Chromium renders the reporter's HTML page; openssl makes the
+/// certificates of the TLS emulator and of the benchmark's Terraform-like client.
+const APT_PACKAGES: [(&str, &str); 2] = [
+    ("chromium", "/usr/bin/chromium"),
+    ("openssl", "/usr/bin/openssl"),
+];
 
 /// Installs everything; prints what it does.
 pub fn setup() -> Result<(), String> {
