@@ -82,9 +82,25 @@ pub fn cargo() -> Command {
 fn test(extra: &[String]) -> Result<(), String> {
     // One build for everything: the end-to-end tests use the binaries this builds.
     run(cargo().args(["build", "--workspace", "--all-targets"]))?;
-    run(cargo()
+    let all = run(cargo()
         .args(["test", "--workspace", "--no-fail-fast"])
-        .args(extra))
+        .args(extra));
+    // Terraform 1.0.3 is the oldest that speaks protocol 6: when the tests above ran a newer one,
+    // the end-to-end tests run again on 1.0.3, so both ends of the supported range are covered.
+    let oldest = setup::bundled_terraform()?;
+    let newest = std::fs::canonicalize(test_support::terraform_bin()).ok();
+    let oldest_too = if newest != std::fs::canonicalize(&oldest).ok() {
+        eprintln!(
+            "\n== end-to-end tests again on Terraform 1.0.3 ({})",
+            oldest.display()
+        );
+        run(cargo()
+            .args(["test", "-p", "e2e", "--no-fail-fast"])
+            .env("COMPLIANCE_TERRAFORM", &oldest))
+    } else {
+        Ok(())
+    };
+    all.and(oldest_too)
 }
 
 /// True when `path` exists and is executable.
