@@ -221,7 +221,9 @@ fn a_terraform_without_protocol_6_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("protocol 6"));
 }
 
-#[tokio::test]
+// Multi-threaded: `wait_exit` blocks its thread, and the client connection must keep answering
+// the server's HTTP/2 shutdown PING meanwhile, as Terraform's does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_terraforms_client_certificate_is_accepted() {
     let id = terraform_like_client_cert();
     let mut p = start(Some(&id.pem));

@@ -29,6 +29,8 @@ pub const CORE_PROTOCOL_VERSION: u32 = 1;
 pub const PROTOCOL_VERSION: u32 = 6;
 /// gRPC messages up to this size are accepted and sent (Terraform's own SDKs use 256 MB).
 pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+/// How long Shutdown waits for connected clients to close before the process exits anyway.
+const SHUTDOWN_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How the server was asked to run.
 #[derive(Debug, Clone)]
@@ -100,6 +102,7 @@ async fn run<P: Provider>(provider: Arc<P>, options: ServeOptions) -> Result<(),
         .ok()
         .filter(|c| !c.trim().is_empty());
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+    let mut drain_rx = shutdown_tx.subscribe();
 
     let services = tonic::service::Routes::new(
         tfplugin6::provider_server::ProviderServer::new(ProviderService::new(provider))
@@ -144,18 +147,32 @@ async fn run<P: Provider>(provider: Arc<P>, options: ServeOptions) -> Result<(),
     drop(stdout);
     tracing::info!(%addr, tls = client_cert.is_some() && !options.debug, "provider serving");
 
-    let result = match incoming {
-        Incoming::Plain(listener) => {
-            let stream = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            server.serve_with_incoming_shutdown(stream, shutdown).await
-        }
-        Incoming::Tls(rx) => {
-            server
-                .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
-                .await
+    let serve = async {
+        match incoming {
+            Incoming::Plain(listener) => {
+                let stream = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                server.serve_with_incoming_shutdown(stream, shutdown).await
+            }
+            Incoming::Tls(rx) => {
+                server
+                    .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
+                    .await
+            }
         }
     };
-    result.map_err(|e| format!("gRPC server: {e}"))
+    // A graceful drain waits for every client to close; one that never answers must not keep
+    // the process alive after Shutdown.
+    let drain_limit = async move {
+        let _ = drain_rx.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_DRAIN_LIMIT).await;
+    };
+    tokio::select! {
+        result = serve => result.map_err(|e| format!("gRPC server: {e}")),
+        () = drain_limit => {
+            tracing::warn!("clients still connected {SHUTDOWN_DRAIN_LIMIT:?} after Shutdown; exiting");
+            Ok(())
+        }
+    }
 }
 
 fn print_reattach(out: &mut impl Write, address: &str, addr: SocketAddr) -> std::io::Result<()> {
