@@ -11,7 +11,7 @@ pub mod validate;
 
 use std::sync::{Arc, OnceLock};
 
-use crate::protocol::diag::{Diagnostic, Diagnostics};
+use crate::protocol::diag::Diagnostics;
 use crate::protocol::schema::Schema;
 use crate::protocol::service::{Provider, Resource};
 use crate::protocol::value::Value;
@@ -55,17 +55,10 @@ impl Provider for ComplianceProvider {
     async fn configure(&self, config: Value, terraform_version: &str) -> Diagnostics {
         tracing::info!(terraform_version, "configuring provider");
         let settings = ProviderSettings::from_config(&config);
-        // Building clients makes no AWS call: plans of new stacks work offline.
-        let clients = match crate::aws::Clients::new(&settings).await {
-            Ok(c) => c,
-            Err(e) => return Diagnostic::error("Cannot configure AWS access", e).into(),
-        };
+        // AWS clients are built on first read or apply (see `Configured::clients`): a provider
+        // process that only validates or plans never loads the SDK's configuration.
         // Terraform configures each provider process once; a second call keeps the first.
-        let _ = self.configured.set(Configured {
-            settings,
-            clients,
-            account_id: tokio::sync::OnceCell::new(),
-        });
+        let _ = self.configured.set(Configured::new(settings));
         Diagnostics::default()
     }
 }

@@ -22,10 +22,30 @@ use crate::protocol::value::Value;
 pub struct Configured {
     /// The provider block.
     pub settings: ProviderSettings,
-    /// AWS clients.
-    pub clients: Clients,
+    /// AWS clients, built on first use: validate and plan never load the AWS configuration,
+    /// which keeps those provider processes small and quick to start.
+    pub clients: tokio::sync::OnceCell<Clients>,
     /// The account, looked up once on first use.
     pub account_id: tokio::sync::OnceCell<String>,
+}
+
+impl Configured {
+    /// Configuration from the provider block; nothing is loaded until first use.
+    pub fn new(settings: ProviderSettings) -> Configured {
+        Configured {
+            settings,
+            clients: tokio::sync::OnceCell::new(),
+            account_id: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The AWS clients, built once.
+    pub async fn clients(&self) -> Result<&Clients, Diagnostics> {
+        self.clients
+            .get_or_try_init(|| Clients::new(&self.settings))
+            .await
+            .map_err(|e| Diagnostic::error("Cannot configure AWS access", e).into())
+    }
 }
 
 /// The `compliance_monitor` resource type.
@@ -54,16 +74,17 @@ impl ComplianceMonitor {
     }
 
     /// The desired stack for a state or plan value, with the account looked up once.
-    async fn desired(&self, v: &Value) -> Result<(&Configured, Desired), Diagnostics> {
+    async fn desired(&self, v: &Value) -> Result<(&Clients, Desired), Diagnostics> {
         let cfg = self.configured()?;
+        let clients = cfg.clients().await?;
         let account = cfg
             .account_id
-            .get_or_try_init(|| cfg.clients.account_id())
+            .get_or_try_init(|| clients.account_id())
             .await
             .map_err(piece_error)?;
         Ok((
-            cfg,
-            desired_from(v, &cfg.settings, &cfg.clients.region, account),
+            clients,
+            desired_from(v, &cfg.settings, &clients.region, account),
         ))
     }
 }
@@ -435,13 +456,12 @@ impl Resource for ComplianceMonitor {
 
     async fn apply(&self, req: ApplyRequest, cancel: CancellationToken) -> Outcome {
         if req.planned.is_null() {
-            let (_, d) = match self.desired(&req.prior).await {
+            let (clients, d) = match self.desired(&req.prior).await {
                 Ok(x) => x,
                 Err(diags) => return with_error(req.prior, diags),
             };
-            let cfg = self.configured.get().expect("configured");
             tracing::info!(stack = %d.names.suffix, "deleting the stack");
-            return match stack::delete(&cfg.clients, &d).await {
+            return match stack::delete(clients, &d).await {
                 Ok(kept) => Outcome {
                     diagnostics: Diagnostics(
                         kept.into_iter()
@@ -462,12 +482,12 @@ impl Resource for ComplianceMonitor {
                 Err(e) => with_error(req.prior, piece_error(e)),
             };
         }
-        let (cfg, d) = match self.desired(&req.planned).await {
+        let (clients, d) = match self.desired(&req.planned).await {
             Ok(x) => x,
             Err(diags) => return with_error(req.prior, diags),
         };
         tracing::info!(stack = %d.names.suffix, create = req.prior.is_null(), "applying the stack");
-        let observed = match stack::read(&cfg.clients, &d).await {
+        let observed = match stack::read(clients, &d).await {
             Ok(o) => o,
             Err(e) => return with_error(req.prior, piece_error(e)),
         };
@@ -481,7 +501,7 @@ impl Resource for ComplianceMonitor {
         };
         let creating = req.prior.is_null();
         match stack::ensure(
-            &cfg.clients,
+            clients,
             &d,
             &observed,
             stack::EnsureOptions {
@@ -503,11 +523,11 @@ impl Resource for ComplianceMonitor {
     }
 
     async fn read(&self, state: Value, private: Vec<u8>, _cancel: CancellationToken) -> Outcome {
-        let (cfg, d) = match self.desired(&state).await {
+        let (clients, d) = match self.desired(&state).await {
             Ok(x) => x,
             Err(diags) => return with_error(state, diags),
         };
-        let observed = match stack::read(&cfg.clients, &d).await {
+        let observed = match stack::read(clients, &d).await {
             Ok(o) => o,
             Err(e) => return with_error(state, piece_error(e)),
         };
@@ -562,11 +582,11 @@ impl Resource for ComplianceMonitor {
         };
         // Read with the defaults first: names depend only on the suffix.
         let defaults = super::schema::defaults_for(id);
-        let (_, d) = match self.desired(&defaults).await {
+        let (clients, d) = match self.desired(&defaults).await {
             Ok(x) => x,
             Err(diags) => return with_error(Value::Null, diags),
         };
-        let observed = match stack::read(&cfg.clients, &d).await {
+        let observed = match stack::read(clients, &d).await {
             Ok(o) => o,
             Err(e) => return with_error(Value::Null, piece_error(e)),
         };
