@@ -5,7 +5,7 @@ use aws_sdk_cloudwatch::types::{
 };
 
 use super::functions::Function;
-use super::{Clients, Desired, PieceError};
+use super::{Clients, Desired, Difference, PieceError};
 
 /// One alarm as the stack wants it.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,21 +53,25 @@ pub fn specs(d: &Desired) -> Vec<AlarmSpec> {
     out
 }
 
-fn matches(spec: &AlarmSpec, a: &MetricAlarm, topic_arn: &str) -> Vec<String> {
+fn matches(spec: &AlarmSpec, a: &MetricAlarm, topic_arn: &str) -> Vec<Difference> {
     let mut out = Vec::new();
     let p = format!("alarm {}", spec.name);
     if a.metric_name() != Some(spec.metric) || a.namespace() != Some("AWS/Lambda") {
-        out.push(format!(
-            "{p}: watches {:?}, want AWS/Lambda {}",
-            a.metric_name(),
-            spec.metric
+        out.push(Difference::new(
+            &p,
+            "metric",
+            format!(
+                "watches {:?}, want AWS/Lambda {}",
+                a.metric_name(),
+                spec.metric
+            ),
         ));
     }
     if a.threshold() != Some(spec.threshold) || a.comparison_operator() != Some(&spec.comparison) {
-        out.push(format!(
-            "{p}: threshold {:?}, want {}",
-            a.threshold(),
-            spec.threshold
+        out.push(Difference::new(
+            &p,
+            "threshold",
+            format!("threshold {:?}, want {}", a.threshold(), spec.threshold),
         ));
     }
     let dims: Vec<(&str, &str)> = a
@@ -76,19 +80,21 @@ fn matches(spec: &AlarmSpec, a: &MetricAlarm, topic_arn: &str) -> Vec<String> {
         .map(|d| (d.name().unwrap_or_default(), d.value().unwrap_or_default()))
         .collect();
     if dims != vec![("FunctionName", spec.function.as_str())] {
-        out.push(format!(
-            "{p}: watches {dims:?}, want function {}",
-            spec.function
+        out.push(Difference::new(
+            &p,
+            "dimensions",
+            format!("watches {dims:?}, want function {}", spec.function),
         ));
     }
     if a.alarm_actions() != [topic_arn.to_string()] {
-        out.push(format!(
-            "{p}: actions {:?}, want the alert topic",
-            a.alarm_actions()
+        out.push(Difference::new(
+            &p,
+            "actions",
+            format!("actions {:?}, want the alert topic", a.alarm_actions()),
         ));
     }
     if a.actions_enabled() == Some(false) {
-        out.push(format!("{p}: actions disabled"));
+        out.push(Difference::new(&p, "actions enabled", "actions disabled"));
     }
     out
 }
@@ -97,7 +103,7 @@ fn matches(spec: &AlarmSpec, a: &MetricAlarm, topic_arn: &str) -> Vec<String> {
 pub async fn read(
     c: &Clients,
     d: &Desired,
-) -> Result<Vec<(AlarmSpec, Option<Vec<String>>)>, PieceError> {
+) -> Result<Vec<(AlarmSpec, Option<Vec<Difference>>)>, PieceError> {
     let specs = specs(d);
     let out = c
         .cloudwatch
@@ -121,11 +127,11 @@ pub async fn read(
 }
 
 /// Differences from the desired alarms.
-pub fn drift(found: &[(AlarmSpec, Option<Vec<String>>)]) -> Vec<String> {
+pub fn drift(found: &[(AlarmSpec, Option<Vec<Difference>>)]) -> Vec<Difference> {
     found
         .iter()
         .flat_map(|(s, diff)| match diff {
-            None => vec![format!("alarm {}: missing", s.name)],
+            None => vec![Difference::missing(format!("alarm {}", s.name))],
             Some(diff) => diff.clone(),
         })
         .collect()
@@ -135,7 +141,7 @@ pub fn drift(found: &[(AlarmSpec, Option<Vec<String>>)]) -> Vec<String> {
 pub async fn ensure(
     c: &Clients,
     d: &Desired,
-    found: &[(AlarmSpec, Option<Vec<String>>)],
+    found: &[(AlarmSpec, Option<Vec<Difference>>)],
     retag: bool,
 ) -> Result<(), PieceError> {
     let tags: Vec<Tag> = d
@@ -180,6 +186,50 @@ pub async fn ensure(
             .send()
             .await
             .map_err(|e| PieceError::aws(&p, "writing", e))?;
+        // PutMetricAlarm ignores tags when it updates an alarm that exists.
+        if retag && diff.is_some() {
+            retag_alarm(c, d, &s.name, &tags).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Brings an existing alarm's tags to the desired set.
+async fn retag_alarm(c: &Clients, d: &Desired, name: &str, tags: &[Tag]) -> Result<(), PieceError> {
+    let p = format!("alarm {name}");
+    let arn = format!(
+        "arn:aws:cloudwatch:{}:{}:alarm:{name}",
+        d.region, d.account_id
+    );
+    let current = c
+        .cloudwatch
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| PieceError::aws(&p, "reading tags of", e))?;
+    let current = super::tag_map(
+        current
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))),
+    );
+    c.cloudwatch
+        .tag_resource()
+        .resource_arn(&arn)
+        .set_tags(Some(tags.to_vec()))
+        .send()
+        .await
+        .map_err(|e| PieceError::aws(&p, "tagging", e))?;
+    let removed = super::removed_tag_keys(&current, &d.tags);
+    if !removed.is_empty() {
+        c.cloudwatch
+            .untag_resource()
+            .resource_arn(&arn)
+            .set_tag_keys(Some(removed))
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "untagging", e))?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use aws_sdk_s3::types::{
     TransitionStorageClass, VersioningConfiguration,
 };
 
-use super::{compare, is_not_found, Clients, Desired, Found, PieceError};
+use super::{compare, compare_tags, is_not_found, Clients, Desired, Difference, Found, PieceError};
 
 /// What a read finds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -132,10 +132,10 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceErro
 }
 
 /// Differences from the desired settings.
-pub fn drift(d: &Desired, found: &Found<Observed>) -> Vec<String> {
+pub fn drift(d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
     let p = piece(d);
     let Found::Present(o) = found else {
-        return vec![format!("{p}: missing")];
+        return vec![Difference::missing(p)];
     };
     let mut out = Vec::new();
     compare(&mut out, &p, "versioning enabled", &o.versioning, &true);
@@ -155,7 +155,7 @@ pub fn drift(d: &Desired, found: &Found<Observed>) -> Vec<String> {
     );
     compare(&mut out, &p, "default encryption", &o.encrypted, &true);
     compare(&mut out, &p, "TLS-only policy", &o.tls_only, &true);
-    compare(&mut out, &p, "tags", &o.tags, &d.tags);
+    compare_tags(&mut out, &p, &o.tags, &d.tags);
     out
 }
 

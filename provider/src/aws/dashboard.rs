@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{is_not_found, Clients, Desired, Found, PieceError};
+use super::{is_not_found, Clients, Desired, Difference, Found, PieceError};
 
 fn piece(d: &Desired) -> String {
     format!("dashboard {}", d.names.dashboard)
@@ -65,10 +65,12 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Value>, PieceError> 
 }
 
 /// Differences from the desired dashboard.
-pub fn drift(d: &Desired, found: &Found<Value>) -> Vec<String> {
+pub fn drift(d: &Desired, found: &Found<Value>) -> Vec<Difference> {
     match found {
-        Found::Missing => vec![format!("{}: missing", piece(d))],
-        Found::Present(b) if *b != body(d) => vec![format!("{}: widgets differ", piece(d))],
+        Found::Missing => vec![Difference::missing(piece(d))],
+        Found::Present(b) if *b != body(d) => {
+            vec![Difference::new(piece(d), "widgets", "widgets differ")]
+        }
         Found::Present(_) => Vec::new(),
     }
 }

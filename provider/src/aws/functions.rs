@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode as LambdaCode, Runtime};
 
-use super::{compare, is_not_found, with_backoff, Clients, Desired, Found, PieceError};
+use super::{
+    compare, compare_tags, is_not_found, with_backoff, Clients, Desired, Difference, Found,
+    PieceError,
+};
 
 /// Which function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,10 +146,10 @@ pub async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observe
 }
 
 /// Differences from the desired configuration (the code hash is an attribute of its own).
-pub fn drift(d: &Desired, f: Function, found: &Found<Observed>) -> Vec<String> {
+pub fn drift(d: &Desired, f: Function, found: &Found<Observed>) -> Vec<Difference> {
     let p = f.piece(d);
     let Found::Present(o) = found else {
-        return vec![format!("{p}: missing")];
+        return vec![Difference::missing(p)];
     };
     let mut out = Vec::new();
     compare(
@@ -167,7 +170,7 @@ pub fn drift(d: &Desired, f: Function, found: &Found<Observed>) -> Vec<String> {
         &o.environment,
         &f.environment(d),
     );
-    compare(&mut out, &p, "tags", &o.tags, &d.tags);
+    compare_tags(&mut out, &p, &o.tags, &d.tags);
     out
 }
 
@@ -283,6 +286,16 @@ pub async fn ensure(
             .send()
             .await
             .map_err(|e| PieceError::aws(&p, "tagging", e))?;
+        let removed = super::removed_tag_keys(&o.tags, &d.tags);
+        if !removed.is_empty() {
+            c.lambda
+                .untag_resource()
+                .resource(&o.arn)
+                .set_tag_keys(Some(removed))
+                .send()
+                .await
+                .map_err(|e| PieceError::aws(&p, "untagging", e))?;
+        }
     }
     Ok(o.arn.clone())
 }

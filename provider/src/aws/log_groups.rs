@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{compare, is_not_found, Clients, Desired, Found, PieceError};
+use super::{compare, compare_tags, is_not_found, Clients, Desired, Difference, Found, PieceError};
 
 /// What a read finds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -55,10 +55,10 @@ pub async fn read(c: &Clients, name: &str) -> Result<Found<Observed>, PieceError
 }
 
 /// Differences from the desired settings.
-pub fn drift(d: &Desired, name: &str, found: &Found<Observed>) -> Vec<String> {
+pub fn drift(d: &Desired, name: &str, found: &Found<Observed>) -> Vec<Difference> {
     let p = piece(name);
     let Found::Present(o) = found else {
-        return vec![format!("{p}: missing")];
+        return vec![Difference::missing(p)];
     };
     let mut out = Vec::new();
     compare(
@@ -68,7 +68,7 @@ pub fn drift(d: &Desired, name: &str, found: &Found<Observed>) -> Vec<String> {
         &o.retention_days,
         &Some(d.log_retention_days),
     );
-    compare(&mut out, &p, "tags", &o.tags, &d.tags);
+    compare_tags(&mut out, &p, &o.tags, &d.tags);
     out
 }
 
@@ -99,6 +99,16 @@ pub async fn ensure(
                 .send()
                 .await
                 .map_err(|e| PieceError::aws(&p, "tagging", e))?;
+            let removed = super::removed_tag_keys(&o.tags, &d.tags);
+            if !removed.is_empty() {
+                c.logs
+                    .untag_log_group()
+                    .log_group_name(name)
+                    .set_tags(Some(removed))
+                    .send()
+                    .await
+                    .map_err(|e| PieceError::aws(&p, "untagging", e))?;
+            }
         }
         Found::Present(_) => {}
     }

@@ -321,20 +321,99 @@ impl<T> Found<T> {
     }
 }
 
+/// Tag keys a piece carries that the desired tags no longer have: tagging calls only add and
+/// overwrite, so these need an explicit untag.
+pub fn removed_tag_keys(
+    observed: &BTreeMap<String, String>,
+    desired: &BTreeMap<String, String>,
+) -> Vec<String> {
+    observed
+        .keys()
+        .filter(|k| !desired.contains_key(*k))
+        .cloned()
+        .collect()
+}
+
 /// Tags as a sorted map from any iterator of pairs.
 pub fn tag_map<I: IntoIterator<Item = (String, String)>>(tags: I) -> BTreeMap<String, String> {
     tags.into_iter().collect()
 }
 
-/// Adds a drift finding when `want` and `have` differ.
+/// One way a piece differs from the desired stack: what Terraform reports as drift and what
+/// `analyse` turns into a finding, so the two cannot disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// The piece, e.g. `Lambda function compliance-scanner-dev`.
+    pub piece: String,
+    /// The setting that differs, e.g. `timeout`, or [`MISSING`] when the piece is gone.
+    pub setting: &'static str,
+    /// What was found against what is wanted.
+    pub detail: String,
+}
+
+/// The [`Difference::setting`] of a piece that does not exist.
+pub const MISSING: &str = "missing";
+/// The [`Difference::setting`] of tags that lack or change a wanted tag.
+pub const TAGS: &str = "tags";
+/// The [`Difference::setting`] of tags that hold every wanted tag plus others (e.g. added by the
+/// provider's `default_tags`, which a reader without the provider block cannot know).
+pub const EXTRA_TAGS: &str = "extra tags";
+
+impl Difference {
+    /// A difference in `setting`.
+    pub fn new(piece: impl Into<String>, setting: &'static str, detail: impl Into<String>) -> Self {
+        Difference {
+            piece: piece.into(),
+            setting,
+            detail: detail.into(),
+        }
+    }
+
+    /// The piece does not exist.
+    pub fn missing(piece: impl Into<String>) -> Self {
+        Difference::new(piece, MISSING, MISSING)
+    }
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.piece, self.detail)
+    }
+}
+
+/// Adds a difference when `want` and `have` differ.
 pub fn compare<T: PartialEq + fmt::Debug>(
-    drift: &mut Vec<String>,
+    drift: &mut Vec<Difference>,
     piece: &str,
-    what: &str,
+    what: &'static str,
     have: &T,
     want: &T,
 ) {
     if have != want {
-        drift.push(format!("{piece}: {what} is {have:?}, want {want:?}"));
+        drift.push(Difference::new(
+            piece,
+            what,
+            format!("{what} is {have:?}, want {want:?}"),
+        ));
     }
+}
+
+/// Adds a difference when the tags differ: [`TAGS`] when a wanted tag is absent or has another
+/// value, [`EXTRA_TAGS`] when only tags beyond the wanted ones are there.
+pub fn compare_tags(
+    drift: &mut Vec<Difference>,
+    piece: &str,
+    have: &BTreeMap<String, String>,
+    want: &BTreeMap<String, String>,
+) {
+    if have == want {
+        return;
+    }
+    let all_wanted = want.iter().all(|(k, v)| have.get(k) == Some(v));
+    let setting = if all_wanted { EXTRA_TAGS } else { TAGS };
+    drift.push(Difference::new(
+        piece,
+        setting,
+        format!("tags is {have:?}, want {want:?}"),
+    ));
 }

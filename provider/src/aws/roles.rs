@@ -1,11 +1,13 @@
 //! The functions' IAM roles, each assumable by Lambda only, with an inline least-privilege policy.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_iam::types::Tag;
 use serde_json::{json, Value};
 
-use super::{compare, is_not_found, with_backoff, Clients, Desired, Found, PieceError};
+use super::{
+    compare_tags, is_not_found, with_backoff, Clients, Desired, Difference, Found, PieceError,
+};
 
 /// Which function a role serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +88,11 @@ pub struct Observed {
     pub trust: Value,
     /// Every inline policy by name.
     pub policies: BTreeMap<String, Value>,
+    /// ARNs of attached managed policies (the stack attaches none).
+    pub attached: Vec<String>,
+    /// When the role was made, in seconds since the epoch: the stack's age, as the role is made
+    /// with it and never replaced in place.
+    pub created: Option<i64>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
 }
@@ -118,13 +125,13 @@ pub async fn read(c: &Clients, d: &Desired, role: Role) -> Result<Found<Observed
                 .collect()
         })
         .unwrap_or_default();
-    let names = c
-        .iam
-        .list_role_policies()
-        .role_name(name)
-        .send()
-        .await
-        .map_err(|e| PieceError::aws(&p, "listing policies of", e))?;
+    let created = r.map(|r| r.create_date().secs());
+    let (names, attached) = futures::join!(
+        c.iam.list_role_policies().role_name(name).send(),
+        attached_policies(c, name),
+    );
+    let names = names.map_err(|e| PieceError::aws(&p, "listing policies of", e))?;
+    let attached = attached.map_err(|e| PieceError::aws(&p, "listing attached policies of", e))?;
     let mut policies = BTreeMap::new();
     for policy in names.policy_names() {
         let doc = c
@@ -140,30 +147,144 @@ pub async fn read(c: &Clients, d: &Desired, role: Role) -> Result<Found<Observed
     Ok(Found::Present(Observed {
         trust,
         policies,
+        attached,
+        created,
         tags,
     }))
 }
 
+/// ARNs of the managed policies attached to a role, every page.
+async fn attached_policies(
+    c: &Clients,
+    name: &str,
+) -> Result<
+    Vec<String>,
+    aws_smithy_runtime_api::client::result::SdkError<
+        aws_sdk_iam::operation::list_attached_role_policies::ListAttachedRolePoliciesError,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+> {
+    let mut out = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = c
+            .iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .set_marker(marker)
+            .send()
+            .await?;
+        out.extend(
+            page.attached_policies()
+                .iter()
+                .filter_map(|a| a.policy_arn().map(str::to_string)),
+        );
+        marker = page.marker.filter(|_| page.is_truncated);
+        if marker.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// One permission a policy allows: action (lower case, as IAM compares them), resource and the
+/// statement's condition (JSON text, `null` when unconditional).
+pub type Grant = (String, String, String);
+
+/// Every permission `doc` allows. A `NotAction` or `NotResource` statement allows everything but
+/// what it names, so it counts as `*`.
+pub fn grants(doc: &Value) -> BTreeSet<Grant> {
+    let list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let statements = match &doc["Statement"] {
+        Value::Array(items) => items.clone(),
+        one @ Value::Object(_) => vec![one.clone()],
+        _ => Vec::new(),
+    };
+    let mut out = BTreeSet::new();
+    for st in statements.iter().filter(|s| s["Effect"] == "Allow") {
+        let actions = if st.get("NotAction").is_some() {
+            vec!["*".to_string()]
+        } else {
+            list(&st["Action"])
+        };
+        let resources = if st.get("NotResource").is_some() {
+            vec!["*".to_string()]
+        } else {
+            list(&st["Resource"])
+        };
+        let condition = st.get("Condition").cloned().unwrap_or(Value::Null);
+        for a in &actions {
+            for r in &resources {
+                out.insert((a.to_lowercase(), r.clone(), condition.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Permissions the role's inline policies allow beyond what the stack's policy allows, as
+/// readable lines; empty when the role is no wider than the stack needs. (Attached managed
+/// policies are listed by [`drift`] on their own.)
+pub fn beyond_needs(d: &Desired, role: Role, o: &Observed) -> Vec<String> {
+    let want = grants(&role.policy(d));
+    let mut have = BTreeSet::new();
+    for doc in o.policies.values() {
+        have.extend(grants(doc));
+    }
+    have.difference(&want)
+        .map(|(a, r, c)| {
+            if c == "null" {
+                format!("{a} on {r}")
+            } else {
+                format!("{a} on {r} when {c}")
+            }
+        })
+        .collect()
+}
+
 /// Differences from the desired role.
-pub fn drift(d: &Desired, role: Role, found: &Found<Observed>) -> Vec<String> {
+pub fn drift(d: &Desired, role: Role, found: &Found<Observed>) -> Vec<Difference> {
     let p = role.piece(d);
     let Found::Present(o) = found else {
-        return vec![format!("{p}: missing")];
+        return vec![Difference::missing(p)];
     };
     let mut out = Vec::new();
     if o.trust != trust_policy() {
-        out.push(format!("{p}: trust policy differs (want Lambda only)"));
+        out.push(Difference::new(
+            &p,
+            "trust policy",
+            "trust policy differs (want Lambda only)",
+        ));
     }
     let want: BTreeMap<String, Value> = [(POLICY_NAME.to_string(), role.policy(d))]
         .into_iter()
         .collect();
     if o.policies != want {
-        out.push(format!(
-            "{p}: inline policies differ (have {:?}, want only {POLICY_NAME:?} with the stack's permissions)",
-            o.policies.keys().collect::<Vec<_>>()
+        out.push(Difference::new(
+            &p,
+            "inline policies",
+            format!(
+                "inline policies differ (have {:?}, want only {POLICY_NAME:?} with the stack's permissions)",
+                o.policies.keys().collect::<Vec<_>>()
+            ),
         ));
     }
-    compare(&mut out, &p, "tags", &o.tags, &d.tags);
+    if !o.attached.is_empty() {
+        out.push(Difference::new(
+            &p,
+            "attached policies",
+            format!("managed policies attached: {:?}, want none", o.attached),
+        ));
+    }
+    compare_tags(&mut out, &p, &o.tags, &d.tags);
     out
 }
 
@@ -213,6 +334,16 @@ pub async fn ensure(
                     .send()
                     .await
                     .map_err(|e| PieceError::aws(&p, "tagging", e))?;
+                let removed = super::removed_tag_keys(&o.tags, &d.tags);
+                if !removed.is_empty() {
+                    c.iam
+                        .untag_role()
+                        .role_name(name)
+                        .set_tag_keys(Some(removed))
+                        .send()
+                        .await
+                        .map_err(|e| PieceError::aws(&p, "untagging", e))?;
+                }
             }
             o
         }
@@ -227,6 +358,15 @@ pub async fn ensure(
             .send()
             .await
             .map_err(|e| PieceError::aws(&p, "writing the policy of", e))?;
+    }
+    for arn in &o.attached {
+        c.iam
+            .detach_role_policy()
+            .role_name(name)
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "detaching a foreign policy from", e))?;
     }
     for extra in o.policies.keys().filter(|k| *k != POLICY_NAME) {
         c.iam
@@ -257,6 +397,19 @@ pub async fn delete(c: &Clients, d: &Desired, role: Role) -> Result<(), PieceErr
             .send()
             .await
             .map_err(|e| PieceError::aws(&p, "deleting a policy of", e))?;
+    }
+    // A managed policy attached outside the stack would make IAM refuse the deletion.
+    let attached = attached_policies(c, name)
+        .await
+        .map_err(|e| PieceError::aws(&p, "listing attached policies of", e))?;
+    for arn in attached {
+        c.iam
+            .detach_role_policy()
+            .role_name(name)
+            .policy_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "detaching a policy from", e))?;
     }
     // IAM may briefly refuse while Lambda still holds the role after a function deletion.
     let result = with_backoff(

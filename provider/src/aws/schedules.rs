@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
 
 use super::functions::Function;
-use super::{compare, is_not_found, Clients, Desired, Found, PieceError};
+use super::{compare, compare_tags, is_not_found, Clients, Desired, Difference, Found, PieceError};
 
 /// Id of the rule's one target.
 pub const TARGET_ID: &str = "compliance-function";
@@ -105,10 +105,10 @@ pub async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observe
 }
 
 /// Differences from the desired schedule.
-pub fn drift(d: &Desired, f: Function, found: &Found<Observed>) -> Vec<String> {
+pub fn drift(d: &Desired, f: Function, found: &Found<Observed>) -> Vec<Difference> {
     let p = piece(d, f);
     let Found::Present(o) = found else {
-        return vec![format!("{p}: missing")];
+        return vec![Difference::missing(p)];
     };
     let mut out = Vec::new();
     compare(
@@ -127,7 +127,7 @@ pub fn drift(d: &Desired, f: Function, found: &Found<Observed>) -> Vec<String> {
         &vec![d.function_arn(f.name(d))],
     );
     compare(&mut out, &p, "invoke permission", &o.permitted, &true);
-    compare(&mut out, &p, "tags", &o.tags, &d.tags);
+    compare_tags(&mut out, &p, &o.tags, &d.tags);
     out
 }
 
@@ -173,6 +173,16 @@ pub async fn ensure(
             .send()
             .await
             .map_err(|e| PieceError::aws(&p, "tagging", e))?;
+        let removed = super::removed_tag_keys(&o.tags, &d.tags);
+        if !removed.is_empty() {
+            c.events
+                .untag_resource()
+                .resource_arn(&rule_arn)
+                .set_tag_keys(Some(removed))
+                .send()
+                .await
+                .map_err(|e| PieceError::aws(&p, "untagging", e))?;
+        }
     }
     if o.targets != vec![function_arn.clone()] {
         let target = Target::builder()

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_sns::types::Tag;
 
-use super::{compare, is_not_found, Clients, Desired, Found, PieceError};
+use super::{compare_tags, is_not_found, Clients, Desired, Difference, Found, PieceError};
 
 /// What a read finds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -67,18 +67,22 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceErro
 }
 
 /// Differences from the desired settings.
-pub fn drift(d: &Desired, found: &Found<Observed>) -> Vec<String> {
+pub fn drift(d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
     let p = piece(d);
     let Found::Present(o) = found else {
-        return vec![format!("{p}: missing")];
+        return vec![Difference::missing(p)];
     };
     let mut out = Vec::new();
     // Only the wanted address is checked: an old address whose subscription is still pending
     // cannot be removed (it lapses by itself), so it must not count as drift forever.
     if !o.emails.iter().any(|(e, _)| e == &d.alert_email) {
-        out.push(format!("{p}: {} is not subscribed", d.alert_email));
+        out.push(Difference::new(
+            &p,
+            "subscription",
+            format!("{} is not subscribed", d.alert_email),
+        ));
     }
-    compare(&mut out, &p, "tags", &o.tags, &d.tags);
+    compare_tags(&mut out, &p, &o.tags, &d.tags);
     out
 }
 
@@ -118,6 +122,16 @@ pub async fn ensure(
             .send()
             .await
             .map_err(|e| PieceError::aws(&p, "tagging", e))?;
+        let removed = super::removed_tag_keys(&o.tags, &d.tags);
+        if !removed.is_empty() {
+            c.sns
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(removed))
+                .send()
+                .await
+                .map_err(|e| PieceError::aws(&p, "untagging", e))?;
+        }
     }
     if !o.emails.iter().any(|(e, _)| e == &d.alert_email) {
         c.sns

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::functions::{Code, Function};
 use crate::aws::roles::Role;
 use crate::aws::{alarms, bucket, dashboard, functions, log_groups, roles, schedules, topic};
-use crate::aws::{Clients, Desired, Found, PieceError};
+use crate::aws::{Clients, Desired, Difference, Found, PieceError};
 
 /// Every piece as read.
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ pub struct Observed {
     /// Schedules: scanner, reporter.
     pub schedules: [Found<schedules::Observed>; 2],
     /// Alarms with their differences.
-    pub alarms: Vec<(alarms::AlarmSpec, Option<Vec<String>>)>,
+    pub alarms: Vec<(alarms::AlarmSpec, Option<Vec<Difference>>)>,
     /// The dashboard body.
     pub dashboard: Found<serde_json::Value>,
 }
@@ -46,8 +46,16 @@ impl Observed {
             && self.dashboard.present().is_none()
     }
 
-    /// Every difference from the desired stack, naming the piece.
+    /// Every difference from the desired stack, naming the piece, as Terraform shows it.
     pub fn drift(&self, d: &Desired) -> Vec<String> {
+        self.differences(d)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// Every difference from the desired stack, by piece and setting.
+    pub fn differences(&self, d: &Desired) -> Vec<Difference> {
         let mut out = bucket::drift(d, &self.bucket);
         out.extend(topic::drift(d, &self.topic));
         for i in 0..2 {
