@@ -1,4 +1,5 @@
-//! The provider binary: Terraform starts it; `--debug` starts it by hand for a debugger.
+//! The provider binary: Terraform starts it; `--debug` starts it by hand for a debugger;
+//! `analyse` audits a deployed stack.
 
 use std::sync::Arc;
 
@@ -10,6 +11,9 @@ fn main() {
     let debug = match args.first().map(String::as_str) {
         None => false,
         Some("--debug") => true,
+        Some("analyse" | "analyze") => {
+            std::process::exit(terraform_provider_compliance::analyse::main(&args[1..]));
+        }
         Some("--version" | "version") => {
             println!(
                 "terraform-provider-compliance {}",
@@ -19,7 +23,7 @@ fn main() {
         }
         Some(other) => {
             eprintln!(
-                "unknown argument {other:?}\nusage: terraform-provider-compliance [--debug | --version]"
+                "unknown argument {other:?}\nusage: terraform-provider-compliance [--debug | --version | analyse --suffix SUFFIX ...]"
             );
             std::process::exit(2);
         }

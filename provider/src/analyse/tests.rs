@@ -1,0 +1,509 @@
+//! Unit tests of the pure parts: arguments, state files, findings, the report's shape.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::findings::{self, Area, Finding, Results, Severity};
+use super::*;
+use crate::aws::functions::Function;
+use crate::aws::roles::{trust_policy, Role, POLICY_NAME};
+use crate::aws::{alarms, bucket, dashboard, functions, log_groups, roles, schedules, topic};
+use crate::aws::{Desired, Found};
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+fn run_opts(a: &[&str]) -> Options {
+    match parse_args(&args(a)) {
+        Ok(Command::Run(o)) => o,
+        other => panic!("{a:?}: {other:?}"),
+    }
+}
+
+#[test]
+fn flags_with_and_without_equals() {
+    let o = run_opts(&[
+        "--suffix",
+        "dev",
+        "--region=eu-west-1",
+        "--endpoint-url",
+        "http://127.0.0.1:5000",
+        "--output",
+        "out.json",
+    ]);
+    assert_eq!(o.suffix.as_deref(), Some("dev"));
+    assert_eq!(o.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(o.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+    assert_eq!(o.output, PathBuf::from("out.json"));
+    assert_eq!(
+        run_opts(&["--suffix", "dev"]).output,
+        PathBuf::from(DEFAULT_OUTPUT)
+    );
+    assert_eq!(parse_args(&args(&["--help"])), Ok(Command::Help));
+}
+
+#[test]
+fn bad_arguments_name_the_flag_and_the_fix() {
+    let err = |a: &[&str]| parse_args(&args(a)).expect_err("should fail");
+    let e = err(&["--suffix", "dev", "--bogus"]);
+    assert!(e.contains("\"--bogus\"") && e.contains("--suffix"), "{e}");
+    let e = err(&[]);
+    assert!(
+        e.contains("--suffix is missing") && e.contains("--suffix dev"),
+        "{e}"
+    );
+    let e = err(&["--suffix"]);
+    assert!(e.contains("--suffix needs a value"), "{e}");
+    let e = err(&["--suffix", "--region", "us-east-1"]);
+    assert!(e.contains("--suffix needs a value"), "{e}");
+    let e = err(&["--suffix", "Dev_1"]);
+    assert!(
+        e.contains("--suffix \"Dev_1\"") && e.contains("lowercase"),
+        "{e}"
+    );
+    let e = err(&["--suffix", "dev", "--region", "mars"]);
+    assert!(e.starts_with("--region") && e.contains("us-east-1"), "{e}");
+    let e = err(&["--suffix", "dev", "--endpoint-url", "localhost:5000"]);
+    assert!(
+        e.starts_with("--endpoint-url") && e.contains("http://"),
+        "{e}"
+    );
+    let e = err(&["--suffix="]);
+    assert!(e.contains("--suffix is empty"), "{e}");
+}
+
+fn state_with(suffixes: &[(&str, i64)]) -> serde_json::Value {
+    serde_json::json!({
+        "version": 4,
+        "resources": [
+            {"mode": "managed", "type": "other_thing", "name": "x", "instances": [{"attributes": {"environment_suffix": "dev"}}]},
+            {"mode": "managed", "type": "compliance_monitor", "name": "this", "instances":
+                suffixes.iter().map(|(s, t)| serde_json::json!({"attributes": {
+                    "environment_suffix": s, "lambda_timeout_seconds": t, "tags": {"Team": "sec"}
+                }})).collect::<Vec<_>>()
+            }
+        ]
+    })
+}
+
+#[test]
+fn state_instance_by_suffix_or_the_only_one() {
+    let two = state_with(&[("dev", 60), ("prod", 120)]);
+    assert_eq!(
+        state_attributes(&two, Some("prod")).unwrap()["lambda_timeout_seconds"],
+        120
+    );
+    let e = state_attributes(&two, None).unwrap_err();
+    assert!(e.contains("--suffix") && e.contains("prod"), "{e}");
+    let e = state_attributes(&two, Some("qa")).unwrap_err();
+    assert!(e.contains("\"qa\"") && e.contains("dev"), "{e}");
+    let one = state_with(&[("dev", 60)]);
+    assert_eq!(
+        state_attributes(&one, None).unwrap()["environment_suffix"],
+        "dev"
+    );
+    let e = state_attributes(&serde_json::json!({"version": 4}), None).unwrap_err();
+    assert!(e.contains("terraform.tfstate"), "{e}");
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("analyse-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn settings_from_state_fill_defaults_and_validate() {
+    let p = temp_file("ok.tfstate", &state_with(&[("dev", 60)]).to_string());
+    let mut o = run_opts(&["--state", p.to_str().unwrap()]);
+    let (v, from) = wanted_settings(&o).unwrap();
+    assert!(from.starts_with("state file"), "{from}");
+    let d = desired_from(
+        &v,
+        &ProviderSettings::default(),
+        "us-east-1",
+        "123456789012",
+    );
+    assert_eq!(d.timeout_seconds, 60);
+    // Not in the state: the resource's defaults.
+    assert_eq!(d.memory_mb, 256);
+    assert_eq!(d.scan_schedule, "rate(6 hours)");
+    assert_eq!(d.tags.get("Team").map(String::as_str), Some("sec"));
+
+    o.suffix = Some("prod".into());
+    let e = wanted_settings(&o).unwrap_err();
+    assert!(e.starts_with("--state") && e.contains("\"prod\""), "{e}");
+
+    let bad = temp_file("bad.tfstate", &state_with(&[("dev", 5000)]).to_string());
+    let e = wanted_settings(&run_opts(&["--state", bad.to_str().unwrap()])).unwrap_err();
+    assert!(e.contains("lambda_timeout_seconds"), "{e}");
+    let junk = temp_file("junk.tfstate", "not json");
+    let e = wanted_settings(&run_opts(&["--state", junk.to_str().unwrap()])).unwrap_err();
+    assert!(e.contains("--state") && e.contains("not JSON"), "{e}");
+    let e = wanted_settings(&run_opts(&["--state", "/nonexistent/terraform.tfstate"])).unwrap_err();
+    assert!(e.contains("--state") && e.contains("cannot read"), "{e}");
+}
+
+#[test]
+fn defaults_without_state() {
+    let (v, from) = wanted_settings(&run_opts(&["--suffix", "dev"])).unwrap();
+    assert_eq!(from, "resource defaults");
+    let d = desired_from(&v, &ProviderSettings::default(), "us-east-1", "1");
+    assert_eq!((d.timeout_seconds, d.log_retention_days), (300, 30));
+}
+
+fn desired() -> Desired {
+    desired_from(
+        &defaults_for("dev"),
+        &ProviderSettings::default(),
+        "us-east-1",
+        "123456789012",
+    )
+}
+
+/// A stack exactly as `d` wants it.
+fn clean(d: &Desired) -> Observed {
+    let role = |r: Role| {
+        Found::Present(roles::Observed {
+            trust: trust_policy(),
+            policies: BTreeMap::from([(POLICY_NAME.to_string(), r.policy(d))]),
+            attached: Vec::new(),
+            created: Some(0),
+            tags: d.tags.clone(),
+        })
+    };
+    let group = || {
+        Found::Present(log_groups::Observed {
+            retention_days: Some(d.log_retention_days),
+            tags: d.tags.clone(),
+        })
+    };
+    let function = |f: Function| {
+        Found::Present(functions::Observed {
+            arn: d.function_arn(f.name(d)),
+            runtime: "provided.al2023".into(),
+            handler: "bootstrap".into(),
+            role: d.role_arn(f.name(d)),
+            timeout: d.timeout_seconds,
+            memory: d.memory_mb,
+            environment: f.environment(d),
+            code_sha256: String::new(),
+            architectures: vec!["x86_64".into()],
+            tags: d.tags.clone(),
+        })
+    };
+    let schedule = |f: Function, expr: &str| {
+        Found::Present(schedules::Observed {
+            expression: expr.into(),
+            enabled: true,
+            targets: vec![d.function_arn(f.name(d))],
+            permitted: true,
+            tags: d.tags.clone(),
+        })
+    };
+    Observed {
+        bucket: Found::Present(bucket::Observed {
+            versioning: true,
+            glacier_days: Some(d.glacier_transition_days),
+            public_access_blocked: true,
+            encrypted: true,
+            tls_only: true,
+            tags: d.tags.clone(),
+        }),
+        topic: Found::Present(topic::Observed {
+            emails: vec![(d.alert_email.clone(), format!("{}:abc", d.topic_arn()))],
+            tags: d.tags.clone(),
+        }),
+        roles: [role(Role::Scanner), role(Role::Reporter)],
+        log_groups: [group(), group()],
+        functions: [function(Function::Scanner), function(Function::Reporter)],
+        schedules: [
+            schedule(Function::Scanner, &d.scan_schedule),
+            schedule(Function::Reporter, &d.report_schedule),
+        ],
+        alarms: alarms::specs(d)
+            .into_iter()
+            .map(|s| (s, Some(Vec::new())))
+            .collect(),
+        dashboard: Found::Present(dashboard::body(d)),
+    }
+}
+
+const FRESH: Results = Results::Newest(Some(Duration::from_secs(60)));
+
+fn issues(d: &Desired, o: &Observed) -> Vec<Finding> {
+    findings::all(d, o, &FRESH, Some(Duration::from_secs(1_000_000)))
+        .into_iter()
+        .filter(|f| f.severity.is_issue())
+        .collect()
+}
+
+fn only(d: &Desired, o: &Observed) -> Finding {
+    let found = issues(d, o);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    found.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_clean_stack_has_no_findings() {
+    let d = desired();
+    let o = clean(&d);
+    assert!(o.drift(&d).is_empty(), "{:?}", o.drift(&d));
+    assert_eq!(findings::all(&d, &o, &FRESH, None), Vec::new());
+}
+
+#[test]
+fn each_broken_piece_is_one_finding_naming_it() {
+    let d = desired();
+    let mut o = clean(&d);
+    o.functions[0] = Found::Missing;
+    let f = only(&d, &o);
+    assert_eq!((f.area, f.severity), (Area::Functions, Severity::Critical));
+    assert_eq!(f.resource, "Lambda function compliance-scanner-dev");
+
+    let mut o = clean(&d);
+    if let Found::Present(f) = &mut o.functions[1] {
+        f.timeout = 60;
+    }
+    let f = only(&d, &o);
+    assert_eq!((f.area, f.check.as_str()), (Area::Functions, "timeout"));
+    assert!(
+        f.message.contains("timeout is 60, want 300"),
+        "{}",
+        f.message
+    );
+
+    let mut o = clean(&d);
+    if let Found::Present(g) = &mut o.log_groups[0] {
+        g.retention_days = Some(7);
+    }
+    assert_eq!(only(&d, &o).area, Area::LogGroups);
+
+    let mut o = clean(&d);
+    o.alarms[2].1 = None;
+    let f = only(&d, &o);
+    assert_eq!(f.resource, "alarm reporter-failure-alarm-dev");
+
+    let mut o = clean(&d);
+    if let Found::Present(s) = &mut o.schedules[0] {
+        s.enabled = false;
+    }
+    let f = only(&d, &o);
+    assert_eq!((f.area, f.severity), (Area::Schedules, Severity::High));
+
+    let mut o = clean(&d);
+    if let Found::Present(b) = &mut o.bucket {
+        b.public_access_blocked = false;
+    }
+    let f = only(&d, &o);
+    assert_eq!((f.area, f.severity), (Area::Bucket, Severity::Critical));
+
+    let mut o = clean(&d);
+    if let Found::Present(t) = &mut o.topic {
+        t.emails.clear();
+    }
+    assert_eq!(only(&d, &o).area, Area::Topic);
+
+    let mut o = clean(&d);
+    o.dashboard = Found::Present(serde_json::json!({}));
+    assert_eq!(only(&d, &o).severity, Severity::Low);
+}
+
+#[test]
+fn a_widened_role_is_critical_and_names_the_grant() {
+    let d = desired();
+    let mut o = clean(&d);
+    if let Found::Present(r) = &mut o.roles[1] {
+        r.policies.insert(
+            "extra".into(),
+            serde_json::json!({"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}),
+        );
+    }
+    let found = issues(&d, &o);
+    let wide = found
+        .iter()
+        .find(|f| f.check == "least privilege")
+        .expect("least privilege");
+    assert_eq!(wide.severity, Severity::Critical);
+    assert!(wide.message.contains("* on *"), "{}", wide.message);
+    assert!(wide.resource.ends_with("compliance-reporter-dev"));
+    assert!(found.iter().any(|f| f.check == "inline policies"));
+
+    // Narrower than wanted: a difference, but not "wider".
+    let mut o = clean(&d);
+    if let Found::Present(r) = &mut o.roles[0] {
+        r.policies
+            .insert(POLICY_NAME.into(), serde_json::json!({"Statement": []}));
+    }
+    let found = issues(&d, &o);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].check, "inline policies");
+
+    // A resource widened from the bucket's scans/ prefix to every bucket.
+    let mut o = clean(&d);
+    if let Found::Present(r) = &mut o.roles[0] {
+        let mut p = Role::Scanner.policy(&d);
+        p["Statement"][1]["Resource"] = "arn:aws:s3:::*".into();
+        r.policies.insert(POLICY_NAME.into(), p);
+        r.attached = vec!["arn:aws:iam::aws:policy/AdministratorAccess".into()];
+    }
+    let found = issues(&d, &o);
+    let wide = found.iter().find(|f| f.check == "least privilege").unwrap();
+    assert_eq!(wide.severity, Severity::High);
+    assert!(
+        wide.message.contains("s3:putobject on arn:aws:s3:::*"),
+        "{}",
+        wide.message
+    );
+    assert!(found
+        .iter()
+        .any(|f| f.check == "attached policies" && f.severity == Severity::Critical));
+}
+
+#[test]
+fn pending_subscription_and_extra_tags_are_warnings() {
+    let d = desired();
+    let mut o = clean(&d);
+    if let Found::Present(t) = &mut o.topic {
+        t.emails = vec![(d.alert_email.clone(), "PendingConfirmation".into())];
+    }
+    if let Found::Present(b) = &mut o.bucket {
+        b.tags.insert("Project".into(), "x".into());
+    }
+    let all = findings::all(&d, &o, &FRESH, None);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert!(all.iter().all(|f| f.severity == Severity::Warning));
+    assert!(all.iter().any(|f| f.check == "subscription confirmed"));
+    // Drift (what Terraform shows) still sees the extra tag.
+    assert_eq!(o.drift(&d).len(), 1);
+
+    // A wanted tag removed is an issue.
+    if let Found::Present(b) = &mut o.bucket {
+        b.tags.remove("ComplianceStack");
+    }
+    assert_eq!(only(&d, &o).check, "tags");
+}
+
+#[test]
+fn scanner_result_age() {
+    let d = desired();
+    let s = "rate(6 hours)";
+    let h = |n: u64| Duration::from_secs(n * 3600);
+    let check = |r: Results, age: Option<Duration>| findings::scanner_results(&d, s, &r, age);
+    assert_eq!(check(Results::Newest(Some(h(11))), None), None);
+    let f = check(Results::Newest(Some(h(13))), Some(h(1))).unwrap();
+    assert_eq!(f.severity, Severity::High);
+    assert!(
+        f.message.contains("13 h old") && f.message.contains("(12 h)"),
+        "{}",
+        f.message
+    );
+    let f = check(Results::Newest(None), Some(h(2))).unwrap();
+    assert_eq!(f.severity, Severity::Warning);
+    let f = check(Results::Newest(None), Some(h(30))).unwrap();
+    assert_eq!((f.area, f.severity), (Area::ScannerResults, Severity::High));
+    assert_eq!(
+        check(Results::Newest(None), None).unwrap().severity,
+        Severity::High
+    );
+    assert_eq!(check(Results::NoBucket, None), None);
+    assert_eq!(
+        check(Results::Unreadable("AccessDenied".into()), None)
+            .unwrap()
+            .severity,
+        Severity::Warning
+    );
+    let f = findings::scanner_results(&d, "cron(0 0 L * ? *)", &Results::Newest(None), None);
+    assert_eq!(f.unwrap().severity, Severity::Warning);
+}
+
+#[test]
+fn human_durations() {
+    assert_eq!(findings::human(Duration::from_secs(90)), "90 s");
+    assert_eq!(findings::human(Duration::from_secs(720)), "12 min");
+    assert_eq!(findings::human(Duration::from_secs(43_200)), "12 h");
+    assert_eq!(findings::human(Duration::from_secs(2 * 86_400)), "2 d");
+    assert_eq!(
+        findings::human(Duration::from_secs(2 * 86_400 + 3 * 3600)),
+        "2 d 3 h"
+    );
+}
+
+#[test]
+fn every_drift_piece_has_its_area() {
+    let d = desired();
+    let o = Observed {
+        bucket: Found::Missing,
+        topic: Found::Missing,
+        roles: [Found::Missing, Found::Missing],
+        log_groups: [Found::Missing, Found::Missing],
+        functions: [Found::Missing, Found::Missing],
+        schedules: [Found::Missing, Found::Missing],
+        alarms: alarms::specs(&d).into_iter().map(|s| (s, None)).collect(),
+        dashboard: Found::Missing,
+    };
+    let diffs = o.differences(&d);
+    assert_eq!(diffs.len(), 15);
+    for diff in &diffs {
+        assert!(Area::of_piece(&diff.piece).is_some(), "{}", diff.piece);
+    }
+    let report = Report::new(
+        &d,
+        findings::all(&d, &o, &Results::NoBucket, None),
+        "resource defaults".into(),
+        "t".into(),
+    );
+    assert_eq!(report.summary.total_issues, 15);
+    assert_eq!(report.summary.areas_with_issues.len(), 8);
+}
+
+#[test]
+fn report_json_shape_and_table() {
+    let d = desired();
+    let mut o = clean(&d);
+    if let Found::Present(f) = &mut o.functions[0] {
+        f.memory = 128;
+    }
+    if let Found::Present(t) = &mut o.topic {
+        t.emails = vec![(d.alert_email.clone(), "PendingConfirmation".into())];
+    }
+    let r = Report::new(
+        &d,
+        findings::all(&d, &o, &FRESH, None),
+        "resource defaults".into(),
+        "2024-05-02T00:00:00Z".into(),
+    );
+    let text = r.to_json();
+    // The summary comes first, then the areas in order.
+    let at = |k: &str| {
+        text.find(&format!("\"{k}\":"))
+            .unwrap_or_else(|| panic!("{k}"))
+    };
+    assert!(at("summary") < at("functions") && at("functions") < at("log_groups"));
+    assert!(at("dashboard") < at("scanner_results"));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["summary"]["total_issues"], 1);
+    assert_eq!(v["summary"]["warnings"], 1);
+    assert_eq!(v["summary"]["status"], "issues found");
+    assert_eq!(v["summary"]["issues_by_severity"]["medium"], 1);
+    assert_eq!(
+        v["summary"]["areas_with_issues"],
+        serde_json::json!(["functions"])
+    );
+    let f = &v["functions"]["findings"][0];
+    assert_eq!(f["severity"], "medium");
+    assert_eq!(f["check"], "memory");
+    assert_eq!(f["resource"], "Lambda function compliance-scanner-dev");
+    assert!(f["fix"].as_str().unwrap().contains("terraform apply"));
+    assert_eq!(v["functions"]["status"], "issues");
+    assert_eq!(v["topic"]["status"], "warnings");
+    assert_eq!(v["bucket"]["status"], "ok");
+    assert_eq!(v["bucket"]["findings"], serde_json::json!([]));
+    let table = r.table();
+    assert!(table.contains("Lambda functions  medium"), "{table}");
+    assert!(table.contains("Results bucket    ok"), "{table}");
+    assert!(table.contains("ISSUES FOUND: 1 issue(s)"), "{table}");
+}
