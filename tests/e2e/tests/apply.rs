@@ -455,3 +455,205 @@ async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it() {
     w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
     assert_swept(&moto, "taken").await;
 }
+
+/// Tags of every tagged kind of piece, keyed by piece, as the services report them.
+async fn tags_by_piece(cfg: &aws_config::SdkConfig, suffix: &str) -> Vec<(String, Vec<String>)> {
+    let keys = |pairs: Vec<(String, String)>| {
+        let mut v: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        v.sort();
+        v
+    };
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(cfg)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = s3
+        .get_bucket_tagging()
+        .bucket(format!("compliance-results-{suffix}"))
+        .send()
+        .await
+        .expect("bucket tags");
+    let lambda = aws_sdk_lambda::Client::new(cfg);
+    let function = lambda
+        .get_function()
+        .function_name(format!("compliance-scanner-{suffix}"))
+        .send()
+        .await
+        .expect("scanner");
+    let sns = aws_sdk_sns::Client::new(cfg);
+    let topic = sns
+        .list_tags_for_resource()
+        .resource_arn(format!(
+            "arn:aws:sns:us-east-1:123456789012:compliance-alerts-{suffix}"
+        ))
+        .send()
+        .await
+        .expect("topic tags");
+    let iam = aws_sdk_iam::Client::new(cfg);
+    let role = iam
+        .list_role_tags()
+        .role_name(format!("compliance-reporter-{suffix}"))
+        .send()
+        .await
+        .expect("role tags");
+    let cw = aws_sdk_cloudwatch::Client::new(cfg);
+    let alarm = cw
+        .list_tags_for_resource()
+        .resource_arn(format!(
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:scanner-failure-alarm-{suffix}"
+        ))
+        .send()
+        .await
+        .expect("alarm tags");
+    vec![
+        (
+            "alarm".into(),
+            keys(
+                alarm
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                    .collect(),
+            ),
+        ),
+        (
+            "bucket".into(),
+            keys(
+                bucket
+                    .tag_set()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect(),
+            ),
+        ),
+        (
+            "function".into(),
+            keys(
+                function
+                    .tags()
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+            ),
+        ),
+        (
+            "topic".into(),
+            keys(
+                topic
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect(),
+            ),
+        ),
+        (
+            "role".into(),
+            keys(
+                role.tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect(),
+            ),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place() {
+    let moto = Moto::start_tls();
+    let s = "upd";
+    let w = workdir(&moto, "update", &config(&moto, s, ""));
+    apply(&w);
+    let cfg = sdk(&moto).await;
+    for (piece, tags) in tags_by_piece(&cfg, s).await {
+        assert!(
+            tags.contains(&"Project=e2e".to_string())
+                && tags.contains(&format!("ComplianceStack={s}"))
+                && !tags.iter().any(|t| t.starts_with("Team=")),
+            "{piece} tags after create: {tags:?}"
+        );
+    }
+
+    w.write(&config(
+        &moto,
+        s,
+        "  tags = { Team = \"secops\" }\n  glacier_transition_days = 30\n  \
+         exempt_tag_key = \"SkipCompliance\"\n  restricted_ports = [22, 3389]\n  \
+         report_schedule = \"cron(0 6 * * ? *)\"",
+    ));
+    let (code, out) = plan_code(&w);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("update in-place") && out.contains("0 to destroy"),
+        "{out}"
+    );
+    apply(&w);
+    assert_no_changes(&w, "after the update");
+
+    for (piece, tags) in tags_by_piece(&cfg, s).await {
+        assert!(
+            tags.contains(&"Team=secops".to_string())
+                && tags.contains(&"Project=e2e".to_string())
+                && tags.contains(&format!("ComplianceStack={s}")),
+            "{piece} tags after the update: {tags:?}"
+        );
+    }
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&cfg)
+            .force_path_style(true)
+            .build(),
+    );
+    let lifecycle = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(format!("compliance-results-{s}"))
+        .send()
+        .await
+        .expect("lifecycle");
+    let days: Vec<Option<i32>> = lifecycle
+        .rules()
+        .iter()
+        .flat_map(|r| r.transitions())
+        .map(|t| t.days())
+        .collect();
+    assert_eq!(days, vec![Some(30)], "{lifecycle:?}");
+    let lambda = aws_sdk_lambda::Client::new(&cfg);
+    let conf = lambda
+        .get_function_configuration()
+        .function_name(format!("compliance-scanner-{s}"))
+        .send()
+        .await
+        .expect("scanner");
+    let env = conf
+        .environment()
+        .and_then(|e| e.variables())
+        .expect("environment");
+    assert_eq!(
+        env.get("EXEMPT_TAG_KEY").map(String::as_str),
+        Some("SkipCompliance")
+    );
+    assert_eq!(
+        env.get("RESTRICTED_PORTS").map(String::as_str),
+        Some("22,3389")
+    );
+    let rule = aws_sdk_eventbridge::Client::new(&cfg)
+        .describe_rule()
+        .name(format!("compliance-reporter-{s}"))
+        .send()
+        .await
+        .expect("reporter rule");
+    assert_eq!(rule.schedule_expression(), Some("cron(0 6 * * ? *)"));
+
+    // Removing the user's tag removes it from every piece; the stack's own tags stay.
+    w.write(&config(&moto, s, "  tags = {}"));
+    apply(&w);
+    assert_no_changes(&w, "after dropping the tag");
+    for (piece, tags) in tags_by_piece(&cfg, s).await {
+        assert!(
+            !tags.iter().any(|t| t.starts_with("Team="))
+                && tags.contains(&format!("ComplianceStack={s}")),
+            "{piece} tags after dropping Team: {tags:?}"
+        );
+    }
+    w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    assert_swept(&moto, s).await;
+}
