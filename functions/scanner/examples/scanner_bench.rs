@@ -4,7 +4,9 @@
 //! `wait4`, and API calls as counted by each program.
 //!
 //! Run: `cargo build -p compliance-scanner && cargo run -p compliance-scanner --example scanner_bench`
-//! Environment: `BENCH_INSTANCES` (default 10000), `BENCH_ROUNDS` (default 3).
+//! Environment: `BENCH_INSTANCES` (default 10000), `BENCH_ROUNDS` (default 3), `SCANNER_BIN` (the
+//! scanner to measure; default the dev build beside this example. The optimised Lambda build is
+//! `target/lambda-bin/compliance-scanner/bootstrap` after `cargo xtask lambda`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,6 +45,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let scanner = scanner_binary();
+    println!("scanner measured: {}", scanner.display());
     let moto = Moto::start();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     let built = Instant::now();
@@ -139,8 +142,19 @@ fn main() {
     println!("wall ratio scanner/floor: {:.3}", sw / fw);
 }
 
-/// The scanner binary next to this example's folder (`target/debug/compliance-scanner`).
+/// The scanner to measure: `SCANNER_BIN`, else the one next to this example's folder
+/// (`target/debug/compliance-scanner`).
 fn scanner_binary() -> PathBuf {
+    // The optimised Lambda build (`cargo xtask lambda`) is what runs in AWS; it runs here too.
+    if let Some(path) = std::env::var_os("SCANNER_BIN") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.exists(),
+            "SCANNER_BIN={} does not exist",
+            path.display()
+        );
+        return path;
+    }
     let exe = std::env::current_exe().expect("own path");
     let path = exe
         .parent()

@@ -654,6 +654,42 @@ async fn updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_
             "{piece} tags after dropping Team: {tags:?}"
         );
     }
+
+    // Destroy empties the versioned bucket: several versions of a result and a delete marker.
+    // (moto evaluates the TLS-only Deny policy wrongly and refuses the writes, so the test
+    // lifts it first; destroy does not depend on it.)
+    let bucket = format!("compliance-results-{s}");
+    s3.delete_bucket_policy()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("lift policy");
+    for body in ["first", "second"] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key("scans/2026/11/27/result.json")
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("put result");
+    }
+    s3.delete_object()
+        .bucket(&bucket)
+        .key("scans/2026/11/27/result.json")
+        .send()
+        .await
+        .expect("delete marker");
+    let versions = s3
+        .list_object_versions()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("versions");
+    assert_eq!(
+        versions.versions().len() + versions.delete_markers().len(),
+        3,
+        "{versions:?}"
+    );
     w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
     assert_swept(&moto, s).await;
 }
