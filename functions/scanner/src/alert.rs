@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use compliance_rules::result::{InstanceResult, Reason, ScanResult, Violation};
+use compliance_rules::report::describe_violation;
+use compliance_rules::result::{InstanceResult, Reason, ScanResult};
 
 /// SNS's cap on a subject, in characters (it must be shorter than this).
 pub const MAX_SUBJECT_CHARS: usize = 100;
@@ -49,27 +50,6 @@ fn severity(i: &InstanceResult) -> (usize, usize, usize, usize) {
         count(Reason::AllPorts),
         count(Reason::RestrictedPorts),
         i.missing_tags.len(),
-    )
-}
-
-/// One violation as a person reads it: `sg-1 tcp 22 from 0.0.0.0/0: restricted port(s) 22`.
-pub fn describe_violation(v: &Violation) -> String {
-    let ports = match (v.from_port, v.to_port) {
-        (Some(a), Some(b)) if a == b => format!(" {a}"),
-        (Some(a), Some(b)) => format!(" {a}-{b}"),
-        _ => String::new(),
-    };
-    let why = match v.reason {
-        Reason::AllTraffic => "all traffic".to_string(),
-        Reason::AllPorts => "all ports".to_string(),
-        Reason::RestrictedPorts => {
-            let list: Vec<String> = v.ports.iter().map(u16::to_string).collect();
-            format!("restricted port(s) {}", list.join(", "))
-        }
-    };
-    format!(
-        "{} {}{} from {}: {}",
-        v.group_id, v.protocol, ports, v.cidr, why
     )
 }
 
@@ -187,7 +167,7 @@ pub fn body(result: &ScanResult, bucket: &str, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use compliance_rules::result::{ScanSettings, Summary, SCAN_SCHEMA_VERSION};
+    use compliance_rules::result::{ScanSettings, Summary, Violation, SCAN_SCHEMA_VERSION};
 
     fn violation(group: &str, reason: Reason) -> Violation {
         Violation {
@@ -275,7 +255,7 @@ mod tests {
         assert!(pos("i-c") < pos("i-b") && pos("i-b") < pos("i-d") && pos("i-d") < pos("i-a"));
         assert_eq!(pos("i-e"), usize::MAX, "compliant instances are not listed");
         assert!(b.contains("s3://bkt/scans/k.json"));
-        assert!(b.contains("sg-2 tcp 22 from 0.0.0.0/0: all traffic"));
+        assert!(b.contains("sg-2 tcp port 22 open to 0.0.0.0/0 (all traffic)"));
         assert!(!b.contains("more non-compliant"));
     }
 
