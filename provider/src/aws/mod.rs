@@ -410,10 +410,21 @@ pub fn compare_tags(
         return;
     }
     let all_wanted = want.iter().all(|(k, v)| have.get(k) == Some(v));
-    let setting = if all_wanted { EXTRA_TAGS } else { TAGS };
-    drift.push(Difference::new(
-        piece,
-        setting,
-        format!("tags is {have:?}, want {want:?}"),
-    ));
+    if all_wanted {
+        let extra: BTreeMap<&String, &String> = have
+            .iter()
+            .filter(|(k, _)| !want.contains_key(*k))
+            .collect();
+        drift.push(Difference::new(
+            piece,
+            EXTRA_TAGS,
+            format!("tags {extra:?} are there beyond the wanted {want:?}"),
+        ));
+    } else {
+        drift.push(Difference::new(
+            piece,
+            TAGS,
+            format!("tags is {have:?}, want {want:?}"),
+        ));
+    }
 }
