@@ -5,6 +5,7 @@
 use aws_config::BehaviorVersion;
 use e2e::{text, Workdir, REQUIRED_PROVIDERS};
 use serde_json::Value;
+use terraform_provider_compliance::code;
 use test_support::Moto;
 
 fn config(moto: &Moto, suffix: &str, body: &str) -> String {
@@ -213,6 +214,26 @@ async fn apply_update_drift_and_destroy() {
     assert_eq!(conf.runtime().map(|r| r.as_str()), Some("provided.al2023"));
     assert_eq!(conf.memory_size(), Some(256));
     assert_eq!(conf.code_sha256(), st["scanner_code_sha256"].as_str());
+    // What was deployed is, byte for byte, the zip whose bootstrap `provider/tests/code.rs`
+    // checks (x86_64, glibc <= 2.34). moto's Code.Location points at an AWS host and is never
+    // fetched; the digest and size identify the upload.
+    for (name, code) in [
+        ("compliance-scanner-e2e", code::scanner()),
+        ("compliance-reporter-e2e", code::reporter()),
+    ] {
+        let deployed = lambda
+            .get_function_configuration()
+            .function_name(name)
+            .send()
+            .await
+            .expect("function configuration");
+        assert_eq!(
+            deployed.code_sha256(),
+            Some(code.sha256_base64.as_str()),
+            "{name}"
+        );
+        assert_eq!(deployed.code_size(), code.zip.len() as i64, "{name}");
+    }
     let env = conf
         .environment()
         .and_then(|e| e.variables())
