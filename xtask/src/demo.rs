@@ -100,13 +100,9 @@ pub fn demo(args: &[String]) -> Result<(), String> {
     if args.first().map(String::as_str) == Some("destroy") {
         return destroy();
     }
-    run(cargo().args([
-        "build",
-        "-p",
-        "terraform-provider-compliance",
-        "-p",
-        "compliance-scanner",
-    ]))?;
+    // The same build as `cargo xtask test`: building only the two binaries would resolve other
+    // dependency features and compile much of the tree a second time.
+    run(cargo().args(["build", "--workspace", "--all-targets"]))?;
     start_emulator()?;
     let (dir, cli_config) = prepare()?;
     println!(
@@ -181,6 +177,25 @@ pub fn demo(args: &[String]) -> Result<(), String> {
     println!("{summary}");
     if !out.status.success() {
         return Err("the scan failed".into());
+    }
+
+    // The audit reads the stack as the provider does; the policy lifted above is its finding.
+    let report = work().join("compliance-monitoring-analysis.json");
+    println!(
+        "== Audit: terraform-provider-compliance analyse --state terraform.tfstate (expect one finding:\n   \
+         the TLS-only policy lifted above for the emulator):"
+    );
+    let mut audit = Command::new(provider_bin());
+    aws_env(&mut audit)
+        .current_dir(&dir)
+        .args(["analyse", "--state", "terraform.tfstate"])
+        // The example's provider block sets these; the state does not record them.
+        .args(["--default-tags", "Project=ComplianceMonitoring", "--output"])
+        .arg(&report);
+    let status = audit.status().map_err(|e| e.to_string())?;
+    match status.code() {
+        Some(0 | 1) => println!("   report: {}\n", report.display()),
+        _ => return Err(format!("the audit could not run ({status})")),
     }
 
     println!("== Outputs:");

@@ -50,6 +50,8 @@ options:
   --endpoint-url URL     one endpoint for every AWS service, e.g. a local emulator
                          (default: AWS_ENDPOINT_URL)
   --profile NAME         shared-config profile (default: AWS_PROFILE)
+  --default-tags K=V,... the provider block's default_tags (not in the state), so that pieces
+                         carrying them are not reported as having extra tags
   --output FILE          where to write the JSON report (default: compliance-monitoring-analysis.json)
   -h, --help             this text
 
@@ -70,6 +72,8 @@ pub struct Options {
     pub profile: Option<String>,
     /// `--output`.
     pub output: PathBuf,
+    /// `--default-tags`: the provider block's `default_tags`, which the state does not hold.
+    pub default_tags: std::collections::BTreeMap<String, String>,
 }
 
 /// What the command line asks for.
@@ -90,6 +94,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         endpoint_url: None,
         profile: None,
         output: PathBuf::from(DEFAULT_OUTPUT),
+        default_tags: std::collections::BTreeMap::new(),
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -107,6 +112,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             "--endpoint-url",
             "--profile",
             "--output",
+            "--default-tags",
         ];
         if !known.contains(&flag) {
             return Err(format!(
@@ -135,6 +141,10 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             "--profile" => &mut o.profile,
             "--state" => {
                 o.state = Some(PathBuf::from(value));
+                continue;
+            }
+            "--default-tags" => {
+                o.default_tags = parse_tags(&value)?;
                 continue;
             }
             _ => {
@@ -170,8 +180,23 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
     Ok(Command::Run(o))
 }
 
+/// `K=V,K2=V2` into a map; the error shows the expected form.
+fn parse_tags(value: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    value
+        .split(',')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(format!(
+                "--default-tags {value:?}: {pair:?} is not KEY=VALUE; write e.g. `--default-tags {}`",
+                example("--default-tags")
+            )),
+        })
+        .collect()
+}
+
 fn example(flag: &str) -> &'static str {
     match flag {
+        "--default-tags" => "Project=billing,Owner=platform",
         "--suffix" => "dev",
         "--state" => "terraform.tfstate",
         "--region" => "us-east-1",
@@ -317,6 +342,7 @@ pub async fn analyse(
         endpoint_url: o.endpoint_url.clone(),
         // Few retries: an unreachable endpoint should fail in seconds, not minutes.
         max_retries: Some(3),
+        default_tags: o.default_tags.clone(),
         ..ProviderSettings::default()
     };
     let clients = Clients::new(&settings)

@@ -41,6 +41,24 @@ fn flags_with_and_without_equals() {
         PathBuf::from(DEFAULT_OUTPUT)
     );
     assert_eq!(parse_args(&args(&["--help"])), Ok(Command::Help));
+    let o = run_opts(&["--suffix", "dev", "--default-tags", "Project=x,Owner=a=b"]);
+    assert_eq!(
+        o.default_tags.into_iter().collect::<Vec<_>>(),
+        vec![
+            ("Owner".to_string(), "a=b".to_string()),
+            ("Project".to_string(), "x".to_string())
+        ]
+    );
+}
+
+#[test]
+fn default_tags_that_are_not_pairs_are_refused() {
+    let e = parse_args(&args(&["--suffix", "dev", "--default-tags", "Project"]))
+        .expect_err("should fail");
+    assert!(
+        e.contains("--default-tags") && e.contains("KEY=VALUE") && e.contains("Project=billing"),
+        "{e}"
+    );
 }
 
 #[test]

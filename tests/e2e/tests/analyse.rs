@@ -133,6 +133,25 @@ async fn clean_after_apply_then_each_piece_broken_outside_terraform() {
         "{}",
         run.out
     );
+    // Told the provider's default_tags, nothing is beyond the wanted tags any more.
+    let told = analyse(&moto, &w, &["--suffix", s, "--default-tags", "Project=e2e"]);
+    assert_clean(&told, "with --default-tags");
+    let all: Vec<Value> = [
+        "functions",
+        "log_groups",
+        "topic",
+        "bucket",
+        "schedules",
+        "roles",
+    ]
+    .iter()
+    .flat_map(|area| told.findings(area))
+    .collect();
+    assert!(
+        !all.iter().any(|f| f["check"] == "extra tags"),
+        "{}",
+        told.out
+    );
     // A brand-new stack has not scanned yet: a warning, not an issue.
     let results = run.findings("scanner_results");
     assert!(
