@@ -1,19 +1,22 @@
 //! Retries are bounded: against an endpoint that answers every request with 503, the scanner tries
 //! each EC2 call a fixed number of times with backoff, then fails without storing anything.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use compliance_scanner::run::MAX_ATTEMPTS;
 
-/// Serves 503 to everything on a loopback port; counts DescribeInstances attempts.
-fn always_503() -> (u16, Arc<AtomicU64>) {
+/// Attempts per EC2 action.
+type Attempts = Arc<Mutex<BTreeMap<String, u64>>>;
+
+/// Serves 503 to everything on a loopback port; counts attempts per EC2 action.
+fn always_503() -> (u16, Attempts) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().unwrap().port();
-    let count = Arc::new(AtomicU64::new(0));
+    let count: Attempts = Arc::default();
     let seen = count.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -31,8 +34,13 @@ fn always_503() -> (u16, Arc<AtomicU64>) {
             }
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
-            if String::from_utf8_lossy(&body).contains("Action=DescribeInstances") {
-                seen.fetch_add(1, Ordering::SeqCst);
+            let body = String::from_utf8_lossy(&body);
+            for action in ["DescribeInstances", "DescribeSecurityGroups"] {
+                if body.contains(&format!("Action={action}&"))
+                    || body.ends_with(&format!("Action={action}"))
+                {
+                    *seen.lock().unwrap().entry(action.to_string()).or_default() += 1;
+                }
             }
             let _ = stream.write_all(
                 b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -63,10 +71,21 @@ fn ec2_calls_are_retried_a_bounded_number_of_times_then_the_run_fails() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("nothing stored"), "{stderr}");
+    // Instances and groups are fetched concurrently; the first call to exhaust its attempts
+    // fails the run (and the other is dropped), so that one shows exactly MAX_ATTEMPTS.
+    let attempts = attempts.lock().unwrap().clone();
+    let failed = ["DescribeInstances", "DescribeSecurityGroups"]
+        .into_iter()
+        .find(|a| stderr.contains(&format!("{a} in us-east-1")))
+        .unwrap_or_else(|| panic!("the failure names the EC2 call: {stderr}"));
     assert_eq!(
-        attempts.load(Ordering::SeqCst),
-        u64::from(MAX_ATTEMPTS),
-        "{stderr}"
+        attempts.get(failed).copied(),
+        Some(u64::from(MAX_ATTEMPTS)),
+        "{attempts:?}\n{stderr}"
+    );
+    assert!(
+        attempts.values().all(|n| *n <= u64::from(MAX_ATTEMPTS)),
+        "{attempts:?}"
     );
     // Backoff happened (the waits add up) but stayed bounded.
     assert!(elapsed > Duration::from_millis(200), "{elapsed:?}");

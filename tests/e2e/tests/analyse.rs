@@ -3,10 +3,12 @@
 //! `terraform apply` repairs the stack and the audit is clean again. Settings from a state file,
 //! the scanner-result check, and bad input (exit code 2).
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aws_config::BehaviorVersion;
+use common::{s3, sdk};
 use e2e::{text, Workdir, REQUIRED_PROVIDERS};
 use serde_json::Value;
 use test_support::{provider_bin, Moto};
@@ -93,25 +95,6 @@ fn assert_clean(run: &Run, when: &str) {
     assert_eq!(run.code, 0, "{when}: expected a clean stack:\n{}", run.out);
     assert_eq!(run.report["summary"]["total_issues"], 0, "{when}");
     assert_eq!(run.report["summary"]["status"], "clean", "{when}");
-}
-
-async fn sdk(moto: &Moto) -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        .region(aws_config::Region::new(test_support::REGION))
-        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await
-}
-
-fn s3(cfg: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(cfg)
-            .force_path_style(true)
-            .build(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,9 @@
 //! plan, updates in place, drift repaired, replacement, import, destroy — and after every destroy a
 //! sweep of the emulator showing nothing of the stack is left.
 
-use aws_config::BehaviorVersion;
+mod common;
+
+use common::{s3, sdk};
 use e2e::{text, Workdir, REQUIRED_PROVIDERS};
 use serde_json::Value;
 use terraform_provider_compliance::code;
@@ -49,11 +51,7 @@ async fn pieces(moto: &Moto, suffix: &str) -> Vec<String> {
     let cfg = sdk(moto).await;
     let mine = |name: &str| name.ends_with(&format!("-{suffix}"));
     let mut found = Vec::new();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&cfg)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = s3(&cfg);
     for b in s3
         .list_buckets()
         .send()
@@ -168,18 +166,6 @@ async fn assert_swept_except(moto: &Moto, suffix: &str, except: &[&str]) {
 async fn assert_present(moto: &Moto, suffix: &str) {
     let found = pieces(moto, suffix).await;
     assert_eq!(found.len(), 15, "pieces of {suffix}: {found:?}");
-}
-
-async fn sdk(moto: &Moto) -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        // The test process trusts the emulator's certificate through SSL_CERT_FILE.
-        .region(aws_config::Region::new(test_support::REGION))
-        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,11 +403,7 @@ async fn suffix_change_replaces_and_import_adopts() {
 async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it() {
     let moto = Moto::start_tls();
     let cfg = sdk(&moto).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&cfg)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = s3(&cfg);
     // Someone else's bucket holds the name the stack needs.
     s3.create_bucket()
         .bucket("compliance-results-taken")
@@ -484,11 +466,7 @@ async fn tags_by_piece(cfg: &aws_config::SdkConfig, suffix: &str) -> Vec<(String
         v.sort();
         v
     };
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(cfg)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = s3(cfg);
     let bucket = s3
         .get_bucket_tagging()
         .bucket(format!("compliance-results-{suffix}"))
@@ -619,11 +597,7 @@ async fn updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_
             "{piece} tags after the update: {tags:?}"
         );
     }
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&cfg)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = s3(&cfg);
     let lifecycle = s3
         .get_bucket_lifecycle_configuration()
         .bucket(format!("compliance-results-{s}"))
