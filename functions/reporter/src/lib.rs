@@ -27,19 +27,24 @@ pub struct Settings {
     pub bucket: String,
     /// The topic for the daily summary (`TOPIC_ARN`); no message when absent.
     pub topic_arn: Option<String>,
+    /// The stack's name (`STACK_NAME`): names the report's stack on a day without scans, whose
+    /// report would otherwise say `unknown`.
+    pub stack: Option<String>,
 }
 
 impl Settings {
-    /// Reads `BUCKET_NAME` and the optional `TOPIC_ARN` from the environment.
+    /// Reads `BUCKET_NAME` and the optional `TOPIC_ARN` and `STACK_NAME` from the environment.
     pub fn from_env() -> Result<Settings> {
         let bucket = std::env::var("BUCKET_NAME")
             .ok()
             .filter(|b| !b.trim().is_empty())
             .context("BUCKET_NAME is not set")?;
-        let topic_arn = std::env::var("TOPIC_ARN")
-            .ok()
-            .filter(|t| !t.trim().is_empty());
-        Ok(Settings { bucket, topic_arn })
+        let optional = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Ok(Settings {
+            bucket,
+            topic_arn: optional("TOPIC_ARN"),
+            stack: optional("STACK_NAME"),
+        })
     }
 }
 
@@ -99,6 +104,20 @@ pub fn format_date(date: Date) -> String {
     date.format(DAY).expect("a calendar date always formats")
 }
 
+/// Refuses a day after the UTC day of `now`: no scan can exist for it yet, and its empty report
+/// would stand until that day's real one (most likely a mistyped year or month).
+pub fn check_not_future(date: Date, now: OffsetDateTime) -> Result<Date> {
+    let today = now.to_offset(time::UtcOffset::UTC).date();
+    if date > today {
+        anyhow::bail!(
+            "{} is in the future (today is {} UTC): there are no scans to report on yet",
+            format_date(date),
+            format_date(today)
+        );
+    }
+    Ok(date)
+}
+
 /// The UTC day before the day of `now`: the default day to report on.
 pub fn previous_utc_day(now: OffsetDateTime) -> Date {
     let today = now.to_offset(time::UtcOffset::UTC).date();
@@ -122,7 +141,7 @@ pub fn date_from_event(event: &serde_json::Value, now: OffsetDateTime) -> Result
         let text = date
             .as_str()
             .ok_or_else(|| anyhow!("the event's date must be a \"YYYY-MM-DD\" string"))?;
-        return parse_date(text);
+        return check_not_future(parse_date(text)?, now);
     }
     if let Some(at) = event.get("time").and_then(|t| t.as_str()) {
         if let Ok(at) = OffsetDateTime::parse(at, &Rfc3339) {
@@ -166,8 +185,11 @@ pub async fn make_report(
         Some(prev) => read_previous_report(clients, &settings.bucket, prev, &mut acc).await?,
         None => None,
     };
-    let report = acc.finish(previous.as_ref());
+    let mut report = acc.finish(previous.as_ref());
     drop(previous);
+    if report.stack.is_none() {
+        report.stack.clone_from(&settings.stack);
+    }
 
     let prefix = day_prefix("reports", date);
     let json_key = format!("{prefix}report.json");
@@ -390,6 +412,9 @@ pub enum Command {
         /// The SNS topic for the daily summary.
         #[arg(long, env = "TOPIC_ARN")]
         topic_arn: Option<String>,
+        /// The stack's name, for a day without scans (scans carry their own).
+        #[arg(long, env = "STACK_NAME")]
+        stack: Option<String>,
     },
 }
 
@@ -399,15 +424,18 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
         date,
         bucket,
         topic_arn,
+        stack,
     } = cli.command;
     let now = OffsetDateTime::now_utc();
     let date = match date {
-        Some(d) => parse_date(&d)?,
+        Some(d) => check_not_future(parse_date(&d)?, now)?,
         None => previous_utc_day(now),
     };
+    let given = |v: Option<String>| v.filter(|t| !t.trim().is_empty());
     let settings = Settings {
         bucket,
-        topic_arn: topic_arn.filter(|t| !t.trim().is_empty()),
+        topic_arn: given(topic_arn),
+        stack: given(stack),
     };
     let clients = Clients::from_env().await;
     let outcome = make_report(&clients, &settings, date, now).await?;
@@ -502,6 +530,14 @@ mod tests {
         );
         assert!(date_from_event(&serde_json::json!({"date": "15/01/2024"}), now).is_err());
         assert!(date_from_event(&serde_json::json!({"date": 20240115}), now).is_err());
+        // Today is allowed (a partial day, by hand); tomorrow names no scan that can exist.
+        let today = serde_json::json!({"date": "2024-06-10"});
+        assert_eq!(date_from_event(&today, now).unwrap(), date!(2024 - 06 - 10));
+        let future = date_from_event(&serde_json::json!({"date": "2204-06-11"}), now);
+        assert_eq!(
+            future.unwrap_err().to_string(),
+            "2204-06-11 is in the future (today is 2024-06-10 UTC): there are no scans to report on yet"
+        );
     }
 
     #[test]

@@ -236,10 +236,19 @@ async fn a_day_without_scans_writes_a_report_that_says_so() {
     world
         .put_scan(&scan("2024-07-02T00:00:00Z", &[("i-a", N)]))
         .await;
-    let outcome = world.report("2024-07-01");
+    // The stack's name comes from STACK_NAME when no scan carries it.
+    let out = world
+        .reporter()
+        .env("STACK_NAME", "prod-eu")
+        .args(["report", "--date", "2024-07-01"])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(outcome["scans_analysed"], 0);
 
     let r = world.get_json("reports/2024/07/01/report.json").await;
+    assert_eq!(r["stack"], "prod-eu");
     assert_eq!(r["scans_analysed"], 0);
     assert_eq!(r["compliance"], serde_json::Value::Null);
     assert_eq!(
@@ -253,6 +262,7 @@ async fn a_day_without_scans_writes_a_report_that_says_so() {
     assert!(rows.is_empty());
     let html = world.get_text("reports/2024/07/01/report.html").await;
     assert!(html.contains("No scans were stored for 2024-07-01: nothing to report."));
+    assert!(html.contains("Stack prod-eu &middot;"), "{html}");
     assert!(!html.contains("<svg"));
 
     // The next day compares against the empty day: the trend is there but unknown.
@@ -309,7 +319,7 @@ async fn the_daily_summary_goes_to_the_topic() {
     let subject = sent[0][2].as_str().unwrap();
     assert_eq!(
         subject,
-        "Compliance report 2024-05-02: avg 51.2%, 1 persistent offender"
+        "[test] Compliance report 2024-05-02: avg 51.2%, 1 persistent offender"
     );
     assert!(body.starts_with("4 scans analysed for 2024-05-02: average compliance 51.25%"));
     assert!(body.contains("- i-a (web i-a) in us-east-1: 4/4 scans non-compliant"));
@@ -339,4 +349,22 @@ fn bad_settings_fail_with_a_reason() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not a YYYY-MM-DD date"), "{err}");
+
+    // A day after today is refused before any AWS call: the endpoint here would refuse the
+    // connection, and the error is the date's, not the connection's.
+    let tomorrow = time::OffsetDateTime::now_utc().date().next_day().unwrap();
+    let tomorrow = compliance_reporter::format_date(tomorrow);
+    let out = std::process::Command::new(reporter_bin())
+        .env("BUCKET_NAME", "b")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .args(["report", "--date", &tomorrow])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{tomorrow} is in the future")),
+        "{err}"
+    );
 }

@@ -8,5 +8,6 @@ pub mod input;
 pub mod report;
 pub mod result;
 pub mod settings;
+pub mod sns;
 pub mod tags;
 pub mod verdict;

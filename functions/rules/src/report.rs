@@ -507,26 +507,41 @@ pub fn describe_violation(v: &Violation) -> String {
     )
 }
 
-/// The subject of the daily SNS summary: readable in a mail client, within SNS's 100 characters.
+/// The subject of the daily SNS summary: the stack, the day and its figures, readable in a mail
+/// client and within SNS's subject rules ([`crate::sns::subject`]).
 pub fn summary_subject(r: &DailyReport) -> String {
+    let stack = r
+        .stack
+        .as_deref()
+        .map(|s| format!("[{s}] "))
+        .unwrap_or_default();
     let text = match r.compliance {
         Some(c) => format!(
-            "Compliance report {}: avg {:.1}%, {} persistent offender{}",
+            "{stack}Compliance report {}: avg {:.1}%, {} persistent offender{}",
             r.date,
             c.average,
             r.persistent_offenders.len(),
             plural(r.persistent_offenders.len())
         ),
-        None => format!("Compliance report {}: no scans", r.date),
+        None => format!("{stack}Compliance report {}: no scans", r.date),
     };
-    truncate_chars(&text, 100)
+    crate::sns::subject(&text)
 }
 
 /// How many offenders the SNS summary lists by name before pointing at the full report.
 pub const SUMMARY_OFFENDERS: usize = 20;
 
-/// The body of the daily SNS summary: the figures, the worst offenders, and where the report is.
+/// How many skipped objects the SNS summary names; `report.json` names them all.
+pub const SUMMARY_SKIPPED: usize = 20;
+
+/// The body of the daily SNS summary: the figures, the worst offenders, the skipped objects and
+/// where the report is.
+///
+/// Every part is bounded (at most [`SUMMARY_OFFENDERS`] offenders and [`SUMMARY_SKIPPED`] skipped
+/// objects, each line clipped), so the body stays far below SNS's 256 KiB however bad the day, and
+/// the line saying where the full report is always survives.
 pub fn summary_body(r: &DailyReport, location: &str) -> String {
+    use crate::sns::clip;
     let mut body = format!("{}\n\n", r.message);
     if let Some(t) = &r.trend {
         match t.average_change {
@@ -555,7 +570,7 @@ pub fn summary_body(r: &DailyReport, location: &str) -> String {
                 i.instance_id,
                 i.name
                     .as_deref()
-                    .map(|n| format!(" ({n})"))
+                    .map(|n| format!(" ({})", clip(n, 100)))
                     .unwrap_or_default(),
                 i.region,
                 i.non_compliant_scans,
@@ -570,22 +585,21 @@ pub fn summary_body(r: &DailyReport, location: &str) -> String {
         }
         body.push('\n');
     }
-    for s in &r.skipped {
-        body.push_str(&format!("Skipped {}: {}\n", s.key, s.reason));
+    for s in r.skipped.iter().take(SUMMARY_SKIPPED) {
+        body.push_str(&format!(
+            "Skipped {}: {}\n",
+            clip(&s.key, 200),
+            clip(&s.reason, 300)
+        ));
+    }
+    if r.skipped.len() > SUMMARY_SKIPPED {
+        body.push_str(&format!(
+            "... and {} more skipped objects, named in report.json.\n",
+            r.skipped.len() - SUMMARY_SKIPPED
+        ));
     }
     body.push_str(&format!("Full report: {location}\n"));
-    // SNS caps a message at 256 KB; names are short, but a tag can be long.
-    truncate_chars(&body, 200_000)
-}
-
-fn truncate_chars(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_string(),
-        Some((cut, _)) => {
-            let keep = text[..cut].char_indices().nth(max - 3).map_or(cut, |c| c.0);
-            format!("{}...", &text[..keep])
-        }
-    }
+    body
 }
 
 #[cfg(test)]

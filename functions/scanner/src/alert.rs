@@ -6,11 +6,7 @@ use std::fmt::Write as _;
 use compliance_rules::report::describe_violation;
 use compliance_rules::result::{InstanceResult, Reason, ScanResult};
 
-/// SNS's cap on a subject, in characters (it must be shorter than this).
-pub const MAX_SUBJECT_CHARS: usize = 100;
-
-/// SNS's cap on a message: 256 KiB of UTF-8.
-pub const MAX_MESSAGE_BYTES: usize = 262_144;
+pub use compliance_rules::sns::{MAX_MESSAGE_BYTES, MAX_SUBJECT_CHARS};
 
 /// The body's own budget: below the cap, with room for the closing line that says what was cut.
 const BODY_BUDGET: usize = MAX_MESSAGE_BYTES - 4_096;
@@ -19,26 +15,10 @@ const BODY_BUDGET: usize = MAX_MESSAGE_BYTES - 4_096;
 pub fn subject(result: &ScanResult) -> String {
     let s = &result.summary;
     let judged = s.scanned - s.exempt;
-    let text = format!(
+    compliance_rules::sns::subject(&format!(
         "[{}] EC2 compliance: {} of {} instances non-compliant ({:.1}% compliant)",
         result.stack, s.non_compliant, judged, s.compliance_percentage
-    );
-    // SNS rejects control characters and mail clients mangle the rest: keep printable ASCII.
-    let clean: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    if clean.len() < MAX_SUBJECT_CHARS {
-        clean
-    } else {
-        format!("{}...", &clean[..MAX_SUBJECT_CHARS - 4])
-    }
+    ))
 }
 
 /// How bad an instance is, for ordering: world-open rules first (all traffic, then all ports, then

@@ -216,12 +216,50 @@ fn summary_subject_fits_sns() {
     let subject = summary_subject(&r);
     assert_eq!(
         subject,
-        "Compliance report 2024-05-02: avg 50.0%, 1 persistent offender"
+        "[test] Compliance report 2024-05-02: avg 50.0%, 1 persistent offender"
     );
-    assert_eq!(truncate_chars(&"é".repeat(150), 100).chars().count(), 100);
     let body = summary_body(&r, "s3://b/reports/2024/05/02/report.html");
     assert!(body.contains("- i-a (name of i-a) in us-east-1: 1/1 scans non-compliant"));
     assert!(body.ends_with("Full report: s3://b/reports/2024/05/02/report.html\n"));
+}
+
+#[test]
+fn the_summary_stays_under_the_sns_cap_however_bad_the_day() {
+    // The worst a day can hold: thousands of offenders with the longest Name tags AWS allows
+    // (256 characters, here 4 bytes each) and thousands of skipped objects with the longest keys.
+    let mut acc = DayAccumulator::new("2024-05-02", "x");
+    let ids: Vec<String> = (0..5_000).map(|n| format!("i-{n:017x}")).collect();
+    let verdicts: Vec<(&str, Verdict)> = ids.iter().map(|i| (i.as_str(), N)).collect();
+    let mut s = scan("03:00", &verdicts);
+    for i in &mut s.instances {
+        i.name = Some("\u{1F512}".repeat(256));
+    }
+    acc.add_scan("scans/2024/05/02/a.json", &s);
+    for n in 0..3_000 {
+        acc.skip(
+            &format!("scans/2024/05/02/{n}{}", "k".repeat(1_000)),
+            &"why ".repeat(500),
+        );
+    }
+    let r = acc.finish(None);
+    let location = "s3://b/reports/2024/05/02/report.html";
+    let body = summary_body(&r, location);
+    assert!(
+        body.len() < crate::sns::MAX_MESSAGE_BYTES / 4,
+        "{} bytes",
+        body.len()
+    );
+    assert_eq!(
+        body.matches(" scans non-compliant\n").count(),
+        SUMMARY_OFFENDERS
+    );
+    assert!(body.contains("... and 4980 more.\n"));
+    assert_eq!(body.matches("\nSkipped ").count(), SUMMARY_SKIPPED);
+    assert!(body.contains("... and 2980 more skipped objects, named in report.json.\n"));
+    assert!(body.ends_with(&format!("Full report: {location}\n")));
+    let subject = summary_subject(&r);
+    assert!(subject.len() < crate::sns::MAX_SUBJECT_CHARS);
+    assert!(subject.starts_with("[test] Compliance report 2024-05-02: avg 0.0%"));
 }
 
 #[test]
