@@ -1,8 +1,9 @@
 //! Benchmark: one day of 4 scans x 10,000 instances in moto, reported by the real reporter binary
 //! run as a child process; prints its wall time and peak RSS (from `wait4`).
 //!
-//! `cargo build -p compliance-reporter && cargo run -p compliance-reporter --example bench`
-//! (`BENCH_SCANS` and `BENCH_INSTANCES` change the size). Target: peak RSS under 128 MB.
+//! `cargo build --workspace --all-targets && target/debug/examples/bench` (`BENCH_SCANS` and
+//! `BENCH_INSTANCES` change the size; `REPORTER_BIN` runs another build of the reporter, e.g. the
+//! deployed one, `target/lambda-bin/compliance-reporter/bootstrap`). Target: peak RSS under 128 MB.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -110,6 +111,11 @@ fn scan(s: usize, scans: usize, instances: usize) -> ScanResult {
 }
 
 fn reporter_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("REPORTER_BIN") {
+        let bin = PathBuf::from(bin);
+        assert!(bin.exists(), "REPORTER_BIN {} is missing", bin.display());
+        return bin;
+    }
     // Examples live in target/<profile>/examples; the binary one level up.
     let exe = std::env::current_exe().expect("current exe");
     let bin = exe
@@ -119,7 +125,7 @@ fn reporter_bin() -> PathBuf {
         .join("compliance-reporter");
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build -p compliance-reporter` first",
+        "{} is missing: run `cargo build --workspace --all-targets` first",
         bin.display()
     );
     bin

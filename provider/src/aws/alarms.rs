@@ -214,24 +214,26 @@ async fn retag_alarm(c: &Clients, d: &Desired, name: &str, tags: &[Tag]) -> Resu
             .iter()
             .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))),
     );
-    c.cloudwatch
-        .tag_resource()
-        .resource_arn(&arn)
-        .set_tags(Some(tags.to_vec()))
-        .send()
-        .await
-        .map_err(|e| PieceError::aws(&p, "tagging", e))?;
-    let removed = super::removed_tag_keys(&current, &d.tags);
-    if !removed.is_empty() {
-        c.cloudwatch
-            .untag_resource()
-            .resource_arn(&arn)
-            .set_tag_keys(Some(removed))
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "untagging", e))?;
-    }
-    Ok(())
+    super::retag(
+        &p,
+        &current,
+        &d.tags,
+        || {
+            c.cloudwatch
+                .tag_resource()
+                .resource_arn(&arn)
+                .set_tags(Some(tags.to_vec()))
+                .send()
+        },
+        |keys| {
+            c.cloudwatch
+                .untag_resource()
+                .resource_arn(&arn)
+                .set_tag_keys(Some(keys))
+                .send()
+        },
+    )
+    .await
 }
 
 /// Deletes the four alarms (missing ones are ignored by CloudWatch).

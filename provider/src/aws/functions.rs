@@ -278,25 +278,26 @@ pub async fn ensure(
             ));
         }
     }
-    if o.tags != d.tags {
-        c.lambda
-            .tag_resource()
-            .resource(&o.arn)
-            .set_tags(Some(d.tags.clone().into_iter().collect()))
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "tagging", e))?;
-        let removed = super::removed_tag_keys(&o.tags, &d.tags);
-        if !removed.is_empty() {
+    super::retag(
+        &p,
+        &o.tags,
+        &d.tags,
+        || {
+            c.lambda
+                .tag_resource()
+                .resource(&o.arn)
+                .set_tags(Some(d.tags.clone().into_iter().collect()))
+                .send()
+        },
+        |keys| {
             c.lambda
                 .untag_resource()
                 .resource(&o.arn)
-                .set_tag_keys(Some(removed))
+                .set_tag_keys(Some(keys))
                 .send()
-                .await
-                .map_err(|e| PieceError::aws(&p, "untagging", e))?;
-        }
-    }
+        },
+    )
+    .await?;
     Ok(o.arn.clone())
 }
 

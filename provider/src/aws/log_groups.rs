@@ -91,26 +91,28 @@ pub async fn ensure(
                 .await
                 .map_err(|e| PieceError::aws(&p, "creating", e))?;
         }
-        Found::Present(o) if o.tags != d.tags => {
-            c.logs
-                .tag_log_group()
-                .log_group_name(name)
-                .set_tags(Some(d.tags.clone().into_iter().collect()))
-                .send()
-                .await
-                .map_err(|e| PieceError::aws(&p, "tagging", e))?;
-            let removed = super::removed_tag_keys(&o.tags, &d.tags);
-            if !removed.is_empty() {
-                c.logs
-                    .untag_log_group()
-                    .log_group_name(name)
-                    .set_tags(Some(removed))
-                    .send()
-                    .await
-                    .map_err(|e| PieceError::aws(&p, "untagging", e))?;
-            }
+        Found::Present(o) => {
+            super::retag(
+                &p,
+                &o.tags,
+                &d.tags,
+                || {
+                    c.logs
+                        .tag_log_group()
+                        .log_group_name(name)
+                        .set_tags(Some(d.tags.clone().into_iter().collect()))
+                        .send()
+                },
+                |keys| {
+                    c.logs
+                        .untag_log_group()
+                        .log_group_name(name)
+                        .set_tags(Some(keys))
+                        .send()
+                },
+            )
+            .await?;
         }
-        Found::Present(_) => {}
     }
     if found.present().and_then(|o| o.retention_days) != Some(d.log_retention_days) {
         c.logs

@@ -334,6 +334,39 @@ pub fn removed_tag_keys(
         .collect()
 }
 
+/// Brings a piece's tags from `observed` to `desired` when they differ: `tag` sets every desired
+/// tag (the tagging APIs add and overwrite), then `untag` removes the keys no longer wanted.
+/// Every service spells the two calls differently; the order and the errors are the same.
+pub async fn retag<TagF, UntagF, O1, O2, E1, E2, R1, R2>(
+    piece: &str,
+    observed: &BTreeMap<String, String>,
+    desired: &BTreeMap<String, String>,
+    tag: impl FnOnce() -> TagF,
+    untag: impl FnOnce(Vec<String>) -> UntagF,
+) -> Result<(), PieceError>
+where
+    TagF: std::future::Future<Output = Result<O1, SdkError<E1, R1>>>,
+    UntagF: std::future::Future<Output = Result<O2, SdkError<E2, R2>>>,
+    E1: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    E2: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R1: fmt::Debug,
+    R2: fmt::Debug,
+{
+    if observed == desired {
+        return Ok(());
+    }
+    tag()
+        .await
+        .map_err(|e| PieceError::aws(piece, "tagging", e))?;
+    let removed = removed_tag_keys(observed, desired);
+    if !removed.is_empty() {
+        untag(removed)
+            .await
+            .map_err(|e| PieceError::aws(piece, "untagging", e))?;
+    }
+    Ok(())
+}
+
 /// Tags as a sorted map from any iterator of pairs.
 pub fn tag_map<I: IntoIterator<Item = (String, String)>>(tags: I) -> BTreeMap<String, String> {
     tags.into_iter().collect()

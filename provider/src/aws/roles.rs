@@ -326,25 +326,20 @@ pub async fn ensure(
                     .await
                     .map_err(|e| PieceError::aws(&p, "restoring the trust policy of", e))?;
             }
-            if o.tags != d.tags {
-                c.iam
-                    .tag_role()
-                    .role_name(name)
-                    .set_tags(Some(tags))
-                    .send()
-                    .await
-                    .map_err(|e| PieceError::aws(&p, "tagging", e))?;
-                let removed = super::removed_tag_keys(&o.tags, &d.tags);
-                if !removed.is_empty() {
+            super::retag(
+                &p,
+                &o.tags,
+                &d.tags,
+                || c.iam.tag_role().role_name(name).set_tags(Some(tags)).send(),
+                |keys| {
                     c.iam
                         .untag_role()
                         .role_name(name)
-                        .set_tag_keys(Some(removed))
+                        .set_tag_keys(Some(keys))
                         .send()
-                        .await
-                        .map_err(|e| PieceError::aws(&p, "untagging", e))?;
-                }
-            }
+                },
+            )
+            .await?;
             o
         }
     };

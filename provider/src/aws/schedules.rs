@@ -165,24 +165,27 @@ pub async fn ensure(
     } else {
         rule_arn(d, f)
     };
-    if found.present().is_some() && o.tags != d.tags {
-        c.events
-            .tag_resource()
-            .resource_arn(&rule_arn)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "tagging", e))?;
-        let removed = super::removed_tag_keys(&o.tags, &d.tags);
-        if !removed.is_empty() {
-            c.events
-                .untag_resource()
-                .resource_arn(&rule_arn)
-                .set_tag_keys(Some(removed))
-                .send()
-                .await
-                .map_err(|e| PieceError::aws(&p, "untagging", e))?;
-        }
+    if found.present().is_some() {
+        super::retag(
+            &p,
+            &o.tags,
+            &d.tags,
+            || {
+                c.events
+                    .tag_resource()
+                    .resource_arn(&rule_arn)
+                    .set_tags(Some(tags))
+                    .send()
+            },
+            |keys| {
+                c.events
+                    .untag_resource()
+                    .resource_arn(&rule_arn)
+                    .set_tag_keys(Some(keys))
+                    .send()
+            },
+        )
+        .await?;
     }
     if o.targets != vec![function_arn.clone()] {
         let target = Target::builder()

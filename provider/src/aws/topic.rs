@@ -114,24 +114,27 @@ pub async fn ensure(
     } else {
         d.topic_arn()
     };
-    if found.present().is_some() && o.tags != d.tags {
-        c.sns
-            .tag_resource()
-            .resource_arn(&arn)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "tagging", e))?;
-        let removed = super::removed_tag_keys(&o.tags, &d.tags);
-        if !removed.is_empty() {
-            c.sns
-                .untag_resource()
-                .resource_arn(&arn)
-                .set_tag_keys(Some(removed))
-                .send()
-                .await
-                .map_err(|e| PieceError::aws(&p, "untagging", e))?;
-        }
+    if found.present().is_some() {
+        super::retag(
+            &p,
+            &o.tags,
+            &d.tags,
+            || {
+                c.sns
+                    .tag_resource()
+                    .resource_arn(&arn)
+                    .set_tags(Some(tags))
+                    .send()
+            },
+            |keys| {
+                c.sns
+                    .untag_resource()
+                    .resource_arn(&arn)
+                    .set_tag_keys(Some(keys))
+                    .send()
+            },
+        )
+        .await?;
     }
     if !o.emails.iter().any(|(e, _)| e == &d.alert_email) {
         c.sns
