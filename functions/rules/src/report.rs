@@ -9,7 +9,7 @@ mod decode;
 pub mod html;
 mod timestamp;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -211,8 +211,17 @@ struct Track {
     first: (Instant, Verdict),
     last: (Instant, Verdict),
     last_scan_seq: u64,
-    missing_tags: BTreeSet<String>,
-    violations: BTreeSet<String>,
+    // Sorted, without repeats. A Vec, not a BTreeSet: an instance has a handful at most, and a
+    // BTreeSet allocates a node of eleven slots for the first one (memory is per instance).
+    missing_tags: Vec<String>,
+    violations: Vec<String>,
+}
+
+/// Adds `item` to the sorted, repeat-free `set`, allocating only when it is new.
+fn insert_sorted(set: &mut Vec<String>, item: &str) {
+    if let Err(at) = set.binary_search_by(|probe| probe.as_str().cmp(item)) {
+        set.insert(at, item.to_string());
+    }
 }
 
 /// Folds one day's scans, one at a time, into a [`DailyReport`].
@@ -280,8 +289,8 @@ impl DayAccumulator {
                     first: (at, verdict),
                     last: (at, verdict),
                     last_scan_seq: 0,
-                    missing_tags: BTreeSet::new(),
-                    violations: BTreeSet::new(),
+                    missing_tags: Vec::new(),
+                    violations: Vec::new(),
                 });
             // An id listed twice in one scan is counted once.
             if track.last_scan_seq == seq {
@@ -302,12 +311,12 @@ impl DayAccumulator {
                 track.name = instance.name.clone();
                 track.region = instance.region.clone();
             }
-            track
-                .missing_tags
-                .extend(instance.missing_tags.iter().cloned());
-            track
-                .violations
-                .extend(instance.violations.iter().map(describe_violation));
+            for tag in &instance.missing_tags {
+                insert_sorted(&mut track.missing_tags, tag);
+            }
+            for violation in &instance.violations {
+                insert_sorted(&mut track.violations, &describe_violation(violation));
+            }
         }
     }
 
@@ -379,8 +388,8 @@ impl DayAccumulator {
                 exempt_scans: track.exempt,
                 latest_verdict: end,
                 persistent_offender: persistent,
-                missing_tags: track.missing_tags.into_iter().collect(),
-                violations: track.violations.into_iter().collect(),
+                missing_tags: track.missing_tags,
+                violations: track.violations,
             });
         }
         persistent_offenders.sort();

@@ -263,6 +263,46 @@ fn the_summary_stays_under_the_sns_cap_however_bad_the_day() {
 }
 
 #[test]
+fn missing_tags_and_violations_are_the_days_union_sorted_without_repeats() {
+    let ssh = |group: &str| Violation {
+        group_id: group.into(),
+        protocol: "tcp".into(),
+        from_port: Some(22),
+        to_port: Some(22),
+        cidr: "0.0.0.0/0".into(),
+        reason: Reason::RestrictedPorts,
+        ports: vec![22],
+    };
+    let mut acc = DayAccumulator::new("2024-05-02", "x");
+    for (time, missing, groups) in [
+        ("01:00", vec!["Owner", "CostCenter"], vec!["sg-b", "sg-a"]),
+        ("07:00", vec!["Owner", "Environment"], vec!["sg-a"]),
+        (
+            "13:00",
+            vec!["CostCenter", "CostCenter"],
+            vec!["sg-c", "sg-b"],
+        ),
+    ] {
+        let mut s = scan(time, &[("i-a", N)]);
+        s.instances[0].missing_tags = missing.into_iter().map(String::from).collect();
+        s.instances[0].violations = groups.into_iter().map(ssh).collect();
+        acc.add_scan(time, &s);
+    }
+    let r = acc.finish(None);
+    assert_eq!(
+        r.instances[0].missing_tags,
+        ["CostCenter", "Environment", "Owner"]
+    );
+    let groups: Vec<&str> = r.instances[0]
+        .violations
+        .iter()
+        .map(|v| v.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(groups, ["sg-a", "sg-b", "sg-c"]);
+    assert_eq!(r.instances[0].non_compliant_scans, 3);
+}
+
+#[test]
 fn violations_read_as_one_line() {
     let v = Violation {
         group_id: "sg-1".into(),
