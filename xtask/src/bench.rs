@@ -14,18 +14,14 @@ const HANDSHAKE_RUNS: usize = 30;
 
 /// Builds the release provider and prints its figures.
 pub fn run_bench() -> Result<(), String> {
-    run(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(workspace_root())
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "terraform-provider-compliance",
-                "-p",
-                "xtask",
-            ]),
-    )?;
+    run(crate::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "terraform-provider-compliance",
+        "-p",
+        "xtask",
+    ]))?;
     let target = test_support::target_dir().join("release");
     let provider = target.join("terraform-provider-compliance");
 

@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: the main job, end to end on this machine. Starts the AWS emulator, installs
 //! the provider from a filesystem mirror, applies `examples/terraform`, builds a small fleet, runs one
-//! scan with the deployed scanner's settings, and prints where everything is.
+//! scan with the deployed scanner's settings, then the day's report with the deployed reporter's,
+//! an audit of the stack, and prints where everything is.
 //! `cargo xtask demo destroy` removes the stack and stops the emulator.
 
 use std::path::{Path, PathBuf};
@@ -77,7 +78,7 @@ fn tf_output(dir: &Path, cli_config: &Path, name: &str) -> Result<String, String
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// The demo's working copy of examples/terraform, with the provider mirror configured.
+/// The demo's working copy of examples/terraform, initialised with this build of the provider.
 fn prepare() -> Result<(PathBuf, PathBuf), String> {
     let dir = work().join("example");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -91,6 +92,18 @@ fn prepare() -> Result<(PathBuf, PathBuf), String> {
         }
     }
     let cli_config = install_mirror(&provider_bin(), &work());
+    // The lock file records the checksum of the provider last installed; after a rebuild the same
+    // version has new bytes, and init would refuse them. The mirror always holds this build.
+    match std::fs::remove_file(dir.join(".terraform.lock.hcl")) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("remove the demo's old lock file: {e}")),
+    }
+    tf(
+        &dir,
+        &cli_config,
+        &["init", "-no-color", "-input=false", "-upgrade"],
+    )?;
     Ok((dir, cli_config))
 }
 
@@ -109,11 +122,6 @@ pub fn demo(args: &[String]) -> Result<(), String> {
         "== Provider installed into the filesystem mirror {}",
         work().join("mirror").display()
     );
-    tf(
-        &dir,
-        &cli_config,
-        &["init", "-no-color", "-input=false", "-upgrade"],
-    )?;
     tf(
         &dir,
         &cli_config,
@@ -145,30 +153,10 @@ pub fn demo(args: &[String]) -> Result<(), String> {
 
     // The scan runs the scanner's code with exactly the settings of the deployed function.
     let function = tf_output(&dir, &cli_config, "scanner_function_name")?;
-    let mut get = Command::new(venv_bin().join("python"));
-    aws_env(&mut get).args([
-        "-c",
-        "import boto3,sys,os;f=boto3.client('lambda',endpoint_url=os.environ['AWS_ENDPOINT_URL']).get_function(FunctionName=sys.argv[1]);\
-         [print(k+'='+v) for k,v in f['Configuration']['Environment']['Variables'].items()]",
-        &function,
-    ]);
-    let out = get.output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "reading {function}'s settings: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let env_text = String::from_utf8_lossy(&out.stdout).to_string();
     println!("\n== One scan with the settings of the deployed {function}:");
     let mut scan = Command::new(test_support::target_dir().join("debug/compliance-scanner"));
     aws_env(&mut scan).arg("scan");
-    for line in env_text.lines() {
-        if let Some((k, v)) = line.split_once('=') {
-            println!("  {k}={v}");
-            scan.env(k, v);
-        }
-    }
+    deployed_env(&function, &mut scan)?;
     let out = scan
         .stderr(Stdio::inherit())
         .output()
@@ -178,6 +166,37 @@ pub fn demo(args: &[String]) -> Result<(), String> {
     if !out.status.success() {
         return Err("the scan failed".into());
     }
+
+    // The daily report runs at 00:00 UTC on the day before; here it reports today's scans so far.
+    let reporter = tf_output(&dir, &cli_config, "reporter_function_name")?;
+    let today = utc_today();
+    println!(
+        "== The daily report of {today} so far, with the settings of the deployed {reporter}:"
+    );
+    let mut report = Command::new(test_support::target_dir().join("debug/compliance-reporter"));
+    aws_env(&mut report).args(["report", "--date", &today]);
+    deployed_env(&reporter, &mut report)?;
+    let out = report
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| e.to_string())?;
+    println!("{}", String::from_utf8_lossy(&out.stdout).trim());
+    if !out.status.success() {
+        return Err("the report failed".into());
+    }
+    let page = work().join("report.html");
+    let mut fetch = Command::new(venv_bin().join("python"));
+    aws_env(&mut fetch).args([
+        "-c",
+        "import boto3,sys,os;boto3.client('s3',endpoint_url=os.environ['AWS_ENDPOINT_URL']).download_file(sys.argv[1],sys.argv[2],sys.argv[3])",
+        &bucket,
+        &format!("reports/{}/report.html", today.replace('-', "/")),
+    ]);
+    run(fetch.arg(&page))?;
+    println!(
+        "   report.html (open it in a browser): {}\n",
+        page.display()
+    );
 
     // The audit reads the stack as the provider does; the policy lifted above is its finding.
     let report = work().join("compliance-monitoring-analysis.json");
@@ -209,6 +228,56 @@ pub fn demo(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Puts the environment of the deployed function `function` on `cmd`, printing each setting, so
+/// that a local run uses exactly what the stack configured.
+fn deployed_env(function: &str, cmd: &mut Command) -> Result<(), String> {
+    let mut get = Command::new(venv_bin().join("python"));
+    aws_env(&mut get).args([
+        "-c",
+        "import boto3,sys,os;f=boto3.client('lambda',endpoint_url=os.environ['AWS_ENDPOINT_URL']).get_function(FunctionName=sys.argv[1]);\
+         [print(k+'='+v) for k,v in f['Configuration']['Environment']['Variables'].items()]",
+        function,
+    ]);
+    let out = get.output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "reading {function}'s settings: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            println!("  {k}={v}");
+            cmd.env(k, v);
+        }
+    }
+    Ok(())
+}
+
+/// Today's UTC date, `YYYY-MM-DD`.
+fn utc_today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    civil_date((secs / 86_400) as i64)
+}
+
+/// The `YYYY-MM-DD` of a count of days since 1970-01-01 (the civil-from-days algorithm: the year
+/// counted from March, so the leap day falls at the end).
+fn civil_date(days_since_epoch: i64) -> String {
+    let days = days_since_epoch + 719_468;
+    let era = days.div_euclid(146_097);
+    let doe = days.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 fn destroy() -> Result<(), String> {
     if !emulator_up() {
         return Err(format!("no emulator at {}: nothing to destroy", endpoint()));
@@ -225,4 +294,20 @@ fn destroy() -> Result<(), String> {
     }
     println!("== Stack destroyed and emulator stopped.");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_date;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), "1970-01-01");
+        assert_eq!(civil_date(59), "1970-03-01");
+        assert_eq!(civil_date(11_016), "2000-02-29");
+        assert_eq!(civil_date(11_017), "2000-03-01");
+        assert_eq!(civil_date(20_784), "2026-11-27");
+        assert_eq!(civil_date(20_818), "2026-12-31");
+        assert_eq!(civil_date(20_819), "2027-01-01");
+    }
 }

@@ -75,6 +75,25 @@ fn describe(cmd: &Command) -> String {
 pub fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace_root());
+    // `cargo xtask` runs this program with xtask's own package variables set. Build scripts that
+    // watch one of them (ring watches CARGO_MANIFEST_DIR) would see a changed environment and
+    // rebuild, with every crate above them, whenever builds by hand and builds from here take
+    // turns. Without them the two share one build.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&key.as_ref())
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
     cmd
 }
 
