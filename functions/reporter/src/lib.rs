@@ -124,6 +124,15 @@ pub fn previous_utc_day(now: OffsetDateTime) -> Date {
     today.previous_day().unwrap_or(today)
 }
 
+/// When a report is made, as RFC 3339 UTC to the millisecond (people read it on the page).
+pub fn generated_at(now: OffsetDateTime) -> Result<String> {
+    let utc = now.to_offset(time::UtcOffset::UTC);
+    utc.replace_millisecond(utc.millisecond())
+        .unwrap_or(utc)
+        .format(&Rfc3339)
+        .context("format the current time")
+}
+
 /// The key prefix of one day's objects under `root` (`scans` or `reports`).
 pub fn day_prefix(root: &str, date: Date) -> String {
     format!(
@@ -163,10 +172,7 @@ pub async fn make_report(
     now: OffsetDateTime,
 ) -> Result<Outcome> {
     let date_text = format_date(date);
-    let generated_at = now
-        .to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .context("format the current time")?;
+    let generated_at = generated_at(now)?;
     let mut acc = DayAccumulator::new(&date_text, &generated_at);
 
     let keys = list_keys(clients, &settings.bucket, &day_prefix("scans", date)).await?;
@@ -537,6 +543,14 @@ mod tests {
         assert_eq!(
             future.unwrap_err().to_string(),
             "2204-06-11 is in the future (today is 2024-06-10 UTC): there are no scans to report on yet"
+        );
+    }
+
+    #[test]
+    fn generated_at_is_utc_to_the_millisecond() {
+        assert_eq!(
+            generated_at(datetime!(2024-05-03 02:00:04.123456789 +02:00)).unwrap(),
+            "2024-05-03T00:00:04.123Z"
         );
     }
 
