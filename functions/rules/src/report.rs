@@ -227,6 +227,8 @@ fn insert_sorted(set: &mut Vec<String>, item: &str) {
 /// Folds one day's scans, one at a time, into a [`DailyReport`].
 pub struct DayAccumulator {
     date: String,
+    // The reported day as days since 1970-01-01, when `date` reads as one.
+    day: Option<i64>,
     generated_at: String,
     scans: Vec<(Instant, ScanPoint)>,
     latest_stack: Option<(Instant, String)>,
@@ -239,6 +241,7 @@ impl DayAccumulator {
     pub fn new(date: &str, generated_at: &str) -> DayAccumulator {
         DayAccumulator {
             date: date.to_string(),
+            day: parse_rfc3339(&format!("{date}T00:00:00Z")).map(Instant::utc_day),
             generated_at: generated_at.to_string(),
             scans: Vec::new(),
             latest_stack: None,
@@ -249,8 +252,9 @@ impl DayAccumulator {
 
     /// Folds one scan, read from object `key`, into the day. Scans may come in any order.
     ///
-    /// A scan whose `started_at` is not an RFC 3339 time cannot be placed in the day and is
-    /// skipped (named in the report) instead.
+    /// A scan whose `started_at` is not an RFC 3339 time cannot be placed in the day, and one that
+    /// started on another UTC day (an object copied or misfiled under this day's prefix) belongs to
+    /// another report: both are skipped and named in the report instead.
     pub fn add_scan(&mut self, key: &str, scan: &ScanResult) {
         let Some(at) = parse_rfc3339(&scan.started_at) else {
             self.skip(
@@ -259,6 +263,16 @@ impl DayAccumulator {
             );
             return;
         };
+        if self.day.is_some_and(|day| at.utc_day() != day) {
+            self.skip(
+                key,
+                &format!(
+                    "started_at {} is not on {} (UTC): a scan of another day",
+                    scan.started_at, self.date
+                ),
+            );
+            return;
+        }
         let seq = self.scans.len() as u64 + 1;
         self.scans.push((
             at,

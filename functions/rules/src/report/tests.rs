@@ -119,10 +119,9 @@ fn order_of_arrival_does_not_matter() {
 #[test]
 fn previous_day_sets_the_baseline_and_the_trend() {
     let mut before = DayAccumulator::new("2024-05-01", "x");
-    before.add_scan(
-        "p",
-        &scan("18:00", &[("i-a", N), ("i-b", N), ("i-c", N), ("i-d", E)]),
-    );
+    let mut p = scan("18:00", &[("i-a", N), ("i-b", N), ("i-c", N), ("i-d", E)]);
+    p.started_at = "2024-05-01T18:00:00Z".into();
+    before.add_scan("p", &p);
     let previous = before.finish(None);
     assert_eq!(previous.compliance.unwrap().average, 0.0);
 
@@ -173,11 +172,37 @@ fn skipped_objects_are_named_and_never_counted() {
     let mut odd = scan("01:00", &[("i-a", N)]);
     odd.started_at = "yesterday".into();
     acc.add_scan("scans/2024/05/02/odd.json", &odd);
+    // Another day's scan under this day's prefix, and one whose offset puts it on the next day.
+    let mut misfiled = scan("01:00", &[("i-a", N)]);
+    misfiled.started_at = "2024-05-01T23:00:00Z".into();
+    acc.add_scan("scans/2024/05/02/misfiled.json", &misfiled);
+    let mut late = scan("01:00", &[("i-a", N)]);
+    late.started_at = "2024-05-02T23:30:00-02:00".into();
+    acc.add_scan("scans/2024/05/02/late.json", &late);
+    // The day's first and last instants are in it, whatever the offset.
+    let mut first = scan("00:00", &[("i-a", C)]);
+    first.started_at = "2024-05-02T02:00:00+02:00".into();
+    acc.add_scan("scans/2024/05/02/first.json", &first);
+    let mut last = scan("00:00", &[("i-a", N)]);
+    last.started_at = "2024-05-02T23:59:59.999Z".into();
+    acc.add_scan("scans/2024/05/02/last.json", &last);
     let r = acc.finish(None);
-    assert_eq!(r.scans_analysed, 0);
-    assert_eq!(r.skipped.len(), 2);
-    assert_eq!(r.skipped[1].key, "scans/2024/05/02/odd.json");
-    assert!(r.message.contains("2 objects skipped"), "{}", r.message);
+    assert_eq!(r.scans_analysed, 2);
+    let skipped: Vec<&str> = r.skipped.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(
+        skipped,
+        [
+            "scans/2024/05/02/bad.json",
+            "scans/2024/05/02/odd.json",
+            "scans/2024/05/02/misfiled.json",
+            "scans/2024/05/02/late.json"
+        ]
+    );
+    assert_eq!(
+        r.skipped[2].reason,
+        "started_at 2024-05-01T23:00:00Z is not on 2024-05-02 (UTC): a scan of another day"
+    );
+    assert!(r.message.contains("4 objects skipped"), "{}", r.message);
 }
 
 #[test]

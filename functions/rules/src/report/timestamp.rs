@@ -13,6 +13,11 @@ impl Instant {
     pub fn seconds_of_day(self) -> u32 {
         self.secs.rem_euclid(86_400) as u32
     }
+
+    /// Its UTC day, as days since 1970-01-01.
+    pub fn utc_day(self) -> i64 {
+        self.secs.div_euclid(86_400)
+    }
 }
 
 /// Reads `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)`; `None` for anything else.
