@@ -3,7 +3,7 @@
 //! same instances and groups), each as a child process: wall time, CPU time and peak RSS from
 //! `wait4`, and API calls as counted by each program.
 //!
-//! Run: `cargo build -p compliance-scanner && cargo run -p compliance-scanner --example scanner_bench`
+//! Run: `cargo build --workspace --all-targets && target/debug/examples/scanner_bench`
 //! Environment: `BENCH_INSTANCES` (default 10000), `BENCH_ROUNDS` (default 3), `SCANNER_BIN` (the
 //! scanner to measure; default the dev build beside this example. The optimised Lambda build is
 //! `target/lambda-bin/compliance-scanner/bootstrap` after `cargo xtask lambda`).
