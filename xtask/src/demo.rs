@@ -167,14 +167,19 @@ pub fn demo(args: &[String]) -> Result<(), String> {
         return Err("the scan failed".into());
     }
 
-    // The daily report runs at 00:00 UTC on the day before; here it reports today's scans so far.
+    // The daily report runs at 00:00 UTC on the day before; here it reports the day the scan was
+    // filed under (`"result_key":"scans/YYYY/MM/DD/..."` in its summary), so it covers that scan
+    // even when midnight passes in between.
+    let day = summary
+        .split("\"result_key\":\"scans/")
+        .nth(1)
+        .and_then(|rest| rest.get(..10))
+        .ok_or("the scan's summary names no result key")?;
+    let date = day.replace('/', "-");
     let reporter = tf_output(&dir, &cli_config, "reporter_function_name")?;
-    let today = utc_today();
-    println!(
-        "== The daily report of {today} so far, with the settings of the deployed {reporter}:"
-    );
+    println!("== The daily report of {date} so far, with the settings of the deployed {reporter}:");
     let mut report = Command::new(test_support::target_dir().join("debug/compliance-reporter"));
-    aws_env(&mut report).args(["report", "--date", &today]);
+    aws_env(&mut report).args(["report", "--date", &date]);
     deployed_env(&reporter, &mut report)?;
     let out = report
         .stderr(Stdio::inherit())
@@ -190,7 +195,7 @@ pub fn demo(args: &[String]) -> Result<(), String> {
         "-c",
         "import boto3,sys,os;boto3.client('s3',endpoint_url=os.environ['AWS_ENDPOINT_URL']).download_file(sys.argv[1],sys.argv[2],sys.argv[3])",
         &bucket,
-        &format!("reports/{}/report.html", today.replace('-', "/")),
+        &format!("reports/{day}/report.html"),
     ]);
     run(fetch.arg(&page))?;
     println!(
@@ -254,30 +259,6 @@ fn deployed_env(function: &str, cmd: &mut Command) -> Result<(), String> {
     Ok(())
 }
 
-/// Today's UTC date, `YYYY-MM-DD`.
-fn utc_today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs();
-    civil_date((secs / 86_400) as i64)
-}
-
-/// The `YYYY-MM-DD` of a count of days since 1970-01-01 (the civil-from-days algorithm: the year
-/// counted from March, so the leap day falls at the end).
-fn civil_date(days_since_epoch: i64) -> String {
-    let days = days_since_epoch + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
 fn destroy() -> Result<(), String> {
     if !emulator_up() {
         return Err(format!("no emulator at {}: nothing to destroy", endpoint()));
@@ -294,20 +275,4 @@ fn destroy() -> Result<(), String> {
     }
     println!("== Stack destroyed and emulator stopped.");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::civil_date;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_date(0), "1970-01-01");
-        assert_eq!(civil_date(59), "1970-03-01");
-        assert_eq!(civil_date(11_016), "2000-02-29");
-        assert_eq!(civil_date(11_017), "2000-03-01");
-        assert_eq!(civil_date(20_784), "2026-11-27");
-        assert_eq!(civil_date(20_818), "2026-12-31");
-        assert_eq!(civil_date(20_819), "2027-01-01");
-    }
 }

@@ -35,17 +35,18 @@ pub struct Settings {
 impl Settings {
     /// Reads `BUCKET_NAME` and the optional `TOPIC_ARN` and `STACK_NAME` from the environment.
     pub fn from_env() -> Result<Settings> {
-        let bucket = std::env::var("BUCKET_NAME")
-            .ok()
-            .filter(|b| !b.trim().is_empty())
-            .context("BUCKET_NAME is not set")?;
-        let optional = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let var = |name: &str| non_blank(std::env::var(name).ok());
         Ok(Settings {
-            bucket,
-            topic_arn: optional("TOPIC_ARN"),
-            stack: optional("STACK_NAME"),
+            bucket: var("BUCKET_NAME").context("BUCKET_NAME is not set")?,
+            topic_arn: var("TOPIC_ARN"),
+            stack: var("STACK_NAME"),
         })
     }
+}
+
+/// A setting given as empty or white space counts as not given (Terraform and shells pass `""`).
+fn non_blank(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
 }
 
 /// The AWS clients the reporter uses.
@@ -437,11 +438,10 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
         Some(d) => check_not_future(parse_date(&d)?, now)?,
         None => previous_utc_day(now),
     };
-    let given = |v: Option<String>| v.filter(|t| !t.trim().is_empty());
     let settings = Settings {
         bucket,
-        topic_arn: given(topic_arn),
-        stack: given(stack),
+        topic_arn: non_blank(topic_arn),
+        stack: non_blank(stack),
     };
     let clients = Clients::from_env().await;
     let outcome = make_report(&clients, &settings, date, now).await?;

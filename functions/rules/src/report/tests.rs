@@ -172,20 +172,18 @@ fn skipped_objects_are_named_and_never_counted() {
     let mut odd = scan("01:00", &[("i-a", N)]);
     odd.started_at = "yesterday".into();
     acc.add_scan("scans/2024/05/02/odd.json", &odd);
-    // Another day's scan under this day's prefix, and one whose offset puts it on the next day.
-    let mut misfiled = scan("01:00", &[("i-a", N)]);
-    misfiled.started_at = "2024-05-01T23:00:00Z".into();
-    acc.add_scan("scans/2024/05/02/misfiled.json", &misfiled);
-    let mut late = scan("01:00", &[("i-a", N)]);
-    late.started_at = "2024-05-02T23:30:00-02:00".into();
-    acc.add_scan("scans/2024/05/02/late.json", &late);
-    // The day's first and last instants are in it, whatever the offset.
-    let mut first = scan("00:00", &[("i-a", C)]);
-    first.started_at = "2024-05-02T02:00:00+02:00".into();
-    acc.add_scan("scans/2024/05/02/first.json", &first);
-    let mut last = scan("00:00", &[("i-a", N)]);
-    last.started_at = "2024-05-02T23:59:59.999Z".into();
-    acc.add_scan("scans/2024/05/02/last.json", &last);
+    for (key, started_at, verdict) in [
+        // Another day's scan under this day's prefix, and one whose offset puts it on the next day.
+        ("misfiled", "2024-05-01T23:00:00Z", N),
+        ("late", "2024-05-02T23:30:00-02:00", N),
+        // The day's first and last instants are in it, whatever the offset.
+        ("first", "2024-05-02T02:00:00+02:00", C),
+        ("last", "2024-05-02T23:59:59.999Z", N),
+    ] {
+        let mut s = scan("00:00", &[("i-a", verdict)]);
+        s.started_at = started_at.into();
+        acc.add_scan(&format!("scans/2024/05/02/{key}.json"), &s);
+    }
     let r = acc.finish(None);
     assert_eq!(r.scans_analysed, 2);
     let skipped: Vec<&str> = r.skipped.iter().map(|s| s.key.as_str()).collect();
