@@ -3,6 +3,8 @@
 //! Nothing here mocks AWS or Terraform. A missing tool is a test failure that says what to run,
 //! never a skip.
 
+pub mod fidelity;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -170,6 +172,11 @@ impl Moto {
     /// The port moto listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The certificate (PEM) a client must trust when the server speaks HTTPS; `None` for HTTP.
+    pub fn ca(&self) -> Option<&Path> {
+        self.ca.as_deref()
     }
 
     /// The endpoint URL to hand to every AWS client (`AWS_ENDPOINT_URL`).
