@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use test_support::fidelity::{Fidelity, FidelityProxy};
 use test_support::{install_mirror, terraform, workspace_root};
 
 use crate::run;
@@ -189,7 +190,9 @@ pub fn rss_wrap(args: &[String]) -> Result<(), String> {
 /// and the AWS requests each makes, by kind, counted by a proxy in front of the emulator.
 pub fn stack_bench(provider: &Path) -> Result<(), String> {
     let moto = test_support::Moto::start();
-    let (port, counts) = crate::proxy::start(moto.port()).map_err(|e| e.to_string())?;
+    // With every knob off the fidelity proxy only counts what passes through it.
+    let proxy = FidelityProxy::start(&moto, Fidelity::default());
+    let port = proxy.port();
     let work = test_support::target_dir().join("bench-stack");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
@@ -219,9 +222,9 @@ pub fn stack_bench(provider: &Path) -> Result<(), String> {
     };
     tf(&["init", "-no-color", "-input=false"])?;
     let step = |name: &str, args: &[&str]| -> Result<(), String> {
-        counts.lock().expect("counts").clear();
+        proxy.reset_counters();
         let took = tf(args)?;
-        let c = counts.lock().expect("counts").clone();
+        let c = proxy.counters().requests;
         let total: u64 = c.values().sum();
         let writes: u64 = c.iter().filter(|(k, _)| !is_read(k)).map(|(_, n)| n).sum();
         println!(

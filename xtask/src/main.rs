@@ -12,7 +12,6 @@
 mod bench;
 mod demo;
 mod lambda;
-mod proxy;
 mod setup;
 
 use std::path::Path;
