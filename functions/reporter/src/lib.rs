@@ -20,6 +20,11 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 use tokio_util::io::SyncIoBridge;
 
+// The scanner's retry settings, compiled here from the same file: one definition for both
+// functions without depending on the scanner crate and its EC2/CloudWatch/STS clients.
+#[path = "../../scanner/src/retry.rs"]
+pub mod retry;
+
 /// Where the reporter reads and writes, and whom it tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -59,15 +64,21 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Builds clients from the environment; `AWS_ENDPOINT_URL` is honoured by the SDK.
-    pub async fn from_env() -> Clients {
-        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let s3 = aws_sdk_s3::config::Builder::from(&shared)
+    /// Builds clients from the environment (`AWS_ENDPOINT_URL` is honoured by the SDK), retrying
+    /// as the scanner does ([`retry`]). Fails only on an invalid `AWS_MAX_ATTEMPTS` or
+    /// `AWS_RETRY_MODE`.
+    pub async fn from_env() -> Result<Clients> {
+        Ok(Clients::new(&retry::load_sdk_config().await?))
+    }
+
+    /// Builds clients from a loaded SDK configuration.
+    pub fn new(shared: &aws_config::SdkConfig) -> Clients {
+        let s3 = aws_sdk_s3::config::Builder::from(shared)
             .force_path_style(shared.endpoint_url().is_some())
             .build();
         Clients {
             s3: aws_sdk_s3::Client::from_conf(s3),
-            sns: aws_sdk_sns::Client::new(&shared),
+            sns: aws_sdk_sns::Client::new(shared),
         }
     }
 }
@@ -443,7 +454,7 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
         topic_arn: non_blank(topic_arn),
         stack: non_blank(stack),
     };
-    let clients = Clients::from_env().await;
+    let clients = Clients::from_env().await?;
     let outcome = make_report(&clients, &settings, date, now).await?;
     println!("{}", serde_json::to_string(&outcome)?);
     Ok(())
@@ -452,7 +463,7 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
 /// Runs as a Lambda function until the runtime stops it.
 pub async fn run_lambda() -> Result<()> {
     let settings = Settings::from_env()?;
-    let clients = Clients::from_env().await;
+    let clients = Clients::from_env().await?;
     let ctx = Arc::new((clients, settings));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {

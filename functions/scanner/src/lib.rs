@@ -10,6 +10,7 @@ pub mod calls;
 pub mod config;
 pub mod fetch;
 pub mod outputs;
+pub mod retry;
 pub mod run;
 
 use std::process::ExitCode;
@@ -76,9 +77,13 @@ pub async fn main_entry() -> ExitCode {
 
 /// `compliance-scanner scan`: the summary JSON on stdout, one line on stderr, exit 1 on failure.
 pub async fn cli_scan(args: ScanArgs) -> ExitCode {
-    let clients = Clients::from_env().await;
-    let config = match args.into_config(clients.default_region().as_deref()) {
-        Ok(c) => c,
+    let settings = async {
+        let clients = Clients::from_env().await?;
+        let config = args.into_config(clients.default_region().as_deref())?;
+        anyhow::Ok((clients, config))
+    };
+    let (clients, config) = match settings.await {
+        Ok(both) => both,
         Err(e) => {
             eprintln!("compliance-scanner: {e:#}");
             return ExitCode::from(2);
@@ -108,7 +113,7 @@ pub async fn cli_scan(args: ScanArgs) -> ExitCode {
 /// used: a schedule or a manual invoke both mean "scan now").
 async fn lambda_main() -> Result<(), lambda_runtime::Error> {
     let args = LambdaArgs::try_parse_from(["compliance-scanner"])?.scan;
-    let sdk = Clients::from_env().await;
+    let sdk = Clients::from_env().await?;
     let config = args.into_config(sdk.default_region().as_deref())?;
     let handler = lambda_runtime::service_fn(
         move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| {

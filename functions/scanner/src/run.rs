@@ -1,11 +1,10 @@
 //! One scan, start to end: read every region, judge, store, then metrics and alert.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_types::region::Region;
 use compliance_rules::result::{ScanResult, Summary, SCAN_SCHEMA_VERSION};
 use compliance_rules::verdict::evaluate;
@@ -18,9 +17,7 @@ use crate::config::Config;
 use crate::fetch::{fetch_region, RegionFleet};
 use crate::outputs;
 
-/// Attempts per AWS call (the first plus retries), with the SDK's standard mode: exponential
-/// backoff with jitter on throttling, 5xx and transient network errors.
-pub const MAX_ATTEMPTS: u32 = 5;
+pub use crate::retry::MAX_ATTEMPTS;
 
 /// The AWS clients of a run, all sharing one configuration and one call counter.
 #[derive(Debug, Clone)]
@@ -35,17 +32,10 @@ pub struct Clients {
 
 impl Clients {
     /// Clients from the standard chain (environment, profile, container or instance credentials;
-    /// `AWS_ENDPOINT_URL` for an emulator).
-    pub async fn from_env() -> Clients {
-        let retry = RetryConfig::standard()
-            .with_max_attempts(MAX_ATTEMPTS)
-            .with_initial_backoff(Duration::from_millis(200))
-            .with_max_backoff(Duration::from_secs(10));
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(retry)
-            .load()
-            .await;
-        Clients::new(sdk)
+    /// `AWS_ENDPOINT_URL` for an emulator), retrying as [`crate::retry`] says. Fails only on an
+    /// invalid `AWS_MAX_ATTEMPTS` or `AWS_RETRY_MODE`.
+    pub async fn from_env() -> anyhow::Result<Clients> {
+        Ok(Clients::new(crate::retry::load_sdk_config().await?))
     }
 
     /// Clients from a loaded SDK configuration.
