@@ -13,7 +13,10 @@ use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::primitives::ByteStream;
 use clap::{Parser, Subcommand};
-use compliance_rules::report::{self, DailyReport, DayAccumulator, REPORT_SCHEMA_VERSION};
+use compliance_rules::report::{
+    self, DailyReport, DayAccumulator, ReadScanError, REPORT_SCHEMA_VERSION,
+};
+use compliance_rules::result::ScanResult;
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -175,8 +178,10 @@ pub fn date_from_event(event: &serde_json::Value, now: OffsetDateTime) -> Result
 /// Makes the report of `date`: lists and folds the day's scans, reads the previous day's report
 /// for the trend, writes the three files, and publishes the summary when a topic is set.
 ///
-/// Unusable scan objects are skipped and named; failing to list or to write is an error. A failed
-/// SNS publish is an error too, after the files are stored, so the failure alarm fires.
+/// Unusable scan objects (gone when read, or content that is not a scan of the day) are skipped and
+/// named. Failing to list, to read or to write is an error: a throttled, refused or broken read
+/// says nothing about the object, and skipping it would leave a scan out of the figures for good.
+/// A failed SNS publish is an error too, after the files are stored, so the failure alarm fires.
 pub async fn make_report(
     clients: &Clients,
     settings: &Settings,
@@ -190,7 +195,7 @@ pub async fn make_report(
     let keys = list_keys(clients, &settings.bucket, &day_prefix("scans", date)).await?;
     tracing::info!(date = %date_text, objects = keys.len(), "folding the day's scans");
     for key in &keys {
-        match read_scan_object(clients, &settings.bucket, key).await {
+        match read_scan_object(clients, &settings.bucket, key).await? {
             Ok(scan) => acc.add_scan(key, &scan),
             Err(why) => {
                 tracing::warn!(key = %key, reason = %why, "skipping scan object");
@@ -294,7 +299,8 @@ async fn list_keys(clients: &Clients, bucket: &str, prefix: &str) -> Result<Vec<
     Ok(keys)
 }
 
-/// Fetches an object; `Ok(None)` when it does not exist.
+/// Fetches an object; `Ok(None)` only for `NoSuchKey`. Every other failure (throttling once the
+/// retries are spent, AccessDenied, a lost connection) is an error naming the object.
 async fn get(clients: &Clients, bucket: &str, key: &str) -> Result<Option<GetObjectOutput>> {
     match clients.s3.get_object().bucket(bucket).key(key).send().await {
         Ok(out) => Ok(Some(out)),
@@ -320,25 +326,26 @@ where
         .context("decoding task")
 }
 
-/// One scan object, or the reason it cannot be used.
+/// One scan object, or (inner `Err`) the reason the object itself cannot be used. S3 failing to
+/// serve it, or the stream breaking, is the outer error.
 async fn read_scan_object(
     clients: &Clients,
     bucket: &str,
     key: &str,
-) -> std::result::Result<compliance_rules::result::ScanResult, String> {
-    let object = match get(clients, bucket, key).await {
-        Ok(Some(object)) => object,
-        Ok(None) => return Err("missing (listed, but gone when read)".to_string()),
-        Err(e) => return Err(format!("could not be read ({e:#})")),
+) -> Result<std::result::Result<ScanResult, String>> {
+    let Some(object) = get(clients, bucket, key).await? else {
+        return Ok(Err("missing (listed, but gone when read)".to_string()));
     };
-    decode_body(object.body, report::read_scan)
-        .await
-        .map_err(|e| format!("{e:#}"))?
-        .map_err(|e| e.to_string())
+    match decode_body(object.body, report::read_scan).await? {
+        Ok(scan) => Ok(Ok(scan)),
+        Err(ReadScanError::Io(e)) => Err(anyhow!("read s3://{bucket}/{key}: {e}")),
+        Err(why) => Ok(Err(why.to_string())),
+    }
 }
 
-/// The previous day's report, for the trend. An unreadable one is named among the skipped
-/// objects and the trend left out; a missing one is simply the first day.
+/// The previous day's report, for the trend. A missing one (`NoSuchKey`) is simply the first day;
+/// one whose content is unusable is named among the skipped objects and the trend left out; one
+/// S3 does not serve is an error, as a report without its trend would stand for good.
 async fn read_previous_report(
     clients: &Clients,
     bucket: &str,
@@ -346,22 +353,18 @@ async fn read_previous_report(
     acc: &mut DayAccumulator,
 ) -> Result<Option<DailyReport>> {
     let key = format!("{}report.json", day_prefix("reports", prev));
-    let object = match get(clients, bucket, &key).await {
-        Ok(Some(object)) => object,
-        Ok(None) => return Ok(None),
-        Err(e) => {
-            acc.skip(
-                &key,
-                &format!("previous day's report could not be read ({e:#}); no trend"),
-            );
-            return Ok(None);
-        }
+    let Some(object) = get(clients, bucket, &key)
+        .await
+        .context("read the previous day's report for the trend")?
+    else {
+        return Ok(None);
     };
     let parsed = decode_body(object.body, |r| {
         serde_json::from_reader::<_, DailyReport>(r)
     })
     .await?;
     match parsed {
+        Err(e) if e.is_io() => Err(anyhow!("read s3://{bucket}/{key}: {e}")),
         Ok(r) if r.schema_version == REPORT_SCHEMA_VERSION => Ok(Some(r)),
         Ok(r) => {
             acc.skip(

@@ -162,26 +162,29 @@ pub async fn run_scan(config: &Config, clients: &Clients) -> anyhow::Result<RunR
     let started_at = OffsetDateTime::now_utc();
     let clock = Instant::now();
 
+    // No error of GetCallerIdentity means "no account": once the SDK's retries are spent, a
+    // throttled or refused call fails the scan like every other read, rather than store a result
+    // that names no account.
     let account = async {
-        match clients.sts.get_caller_identity().send().await {
-            Ok(id) => id.account,
-            Err(e) => {
-                tracing::warn!(error = %aws_sdk_sts::error::DisplayErrorContext(&e), "account id unknown");
-                None
-            }
-        }
+        let id = clients
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .context("STS GetCallerIdentity")?;
+        anyhow::Ok(id.account)
     };
     let fleets = futures::future::try_join_all(config.regions.iter().map(|region| async move {
         let client = clients.ec2(region);
         fetch_region(&client, region).await
     }));
-    let (account_id, fleets) = tokio::join!(account, fleets);
+    let (account_id, fleets) = tokio::try_join!(account, fleets)?;
     let mut instances = Vec::new();
     let mut groups = Vec::new();
     for RegionFleet {
         instances: i,
         groups: g,
-    } in fleets?
+    } in fleets
     {
         instances.extend(i);
         groups.extend(g);

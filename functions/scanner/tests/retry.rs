@@ -1,5 +1,6 @@
 //! Retries are bounded: against an endpoint that answers every request with 503, the scanner tries
-//! each EC2 call a fixed number of times with backoff, then fails without storing anything.
+//! each of its first calls (EC2 and STS) a fixed number of times with backoff, then fails without
+//! storing anything.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -9,10 +10,20 @@ use std::time::{Duration, Instant};
 
 use compliance_scanner::run::MAX_ATTEMPTS;
 
-/// Attempts per EC2 action.
+/// The calls made before anything is stored, as their error context names them.
+const FIRST_CALLS: [(&str, &str); 3] = [
+    ("DescribeInstances", "DescribeInstances in us-east-1"),
+    (
+        "DescribeSecurityGroups",
+        "DescribeSecurityGroups in us-east-1",
+    ),
+    ("GetCallerIdentity", "STS GetCallerIdentity"),
+];
+
+/// Attempts per Query-protocol action.
 type Attempts = Arc<Mutex<BTreeMap<String, u64>>>;
 
-/// Serves 503 to everything on a loopback port; counts attempts per EC2 action.
+/// Serves 503 to everything on a loopback port; counts attempts per action of [`FIRST_CALLS`].
 fn always_503() -> (u16, Attempts) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().unwrap().port();
@@ -35,7 +46,7 @@ fn always_503() -> (u16, Attempts) {
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
             let body = String::from_utf8_lossy(&body);
-            for action in ["DescribeInstances", "DescribeSecurityGroups"] {
+            for (action, _) in FIRST_CALLS {
                 if body.contains(&format!("Action={action}&"))
                     || body.ends_with(&format!("Action={action}"))
                 {
@@ -51,7 +62,7 @@ fn always_503() -> (u16, Attempts) {
 }
 
 #[test]
-fn ec2_calls_are_retried_a_bounded_number_of_times_then_the_run_fails() {
+fn first_calls_are_retried_a_bounded_number_of_times_then_the_run_fails() {
     let (port, attempts) = always_503();
     let start = Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_compliance-scanner"))
@@ -64,6 +75,8 @@ fn ec2_calls_are_retried_a_bounded_number_of_times_then_the_run_fails() {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_MAX_ATTEMPTS")
+        .env_remove("AWS_RETRY_MODE")
         .env("BUCKET_NAME", "b")
         .output()
         .expect("run scanner");
@@ -71,13 +84,14 @@ fn ec2_calls_are_retried_a_bounded_number_of_times_then_the_run_fails() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("nothing stored"), "{stderr}");
-    // Instances and groups are fetched concurrently; the first call to exhaust its attempts
-    // fails the run (and the other is dropped), so that one shows exactly MAX_ATTEMPTS.
+    // The account, instances and groups are read concurrently; the first call to exhaust its
+    // attempts fails the run (and the others are dropped), so that one shows exactly MAX_ATTEMPTS.
     let attempts = attempts.lock().unwrap().clone();
-    let failed = ["DescribeInstances", "DescribeSecurityGroups"]
+    let failed = FIRST_CALLS
         .into_iter()
-        .find(|a| stderr.contains(&format!("{a} in us-east-1")))
-        .unwrap_or_else(|| panic!("the failure names the EC2 call: {stderr}"));
+        .find(|(_, named)| stderr.contains(named))
+        .map(|(action, _)| action)
+        .unwrap_or_else(|| panic!("the failure names the call: {stderr}"));
     assert_eq!(
         attempts.get(failed).copied(),
         Some(u64::from(MAX_ATTEMPTS)),
