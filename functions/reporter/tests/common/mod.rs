@@ -93,8 +93,33 @@ impl World {
         self.moto.configure(&mut cmd);
         cmd.env("BUCKET_NAME", &self.bucket)
             .env_remove("TOPIC_ARN")
-            .env_remove("AWS_LAMBDA_RUNTIME_API");
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .env_remove("AWS_MAX_ATTEMPTS")
+            .env_remove("AWS_RETRY_MODE");
         cmd
+    }
+
+    /// The reporter binary as [`World::reporter`] makes it, talking to moto through `proxy`.
+    pub fn reporter_through(&self, proxy: &test_support::fidelity::FidelityProxy) -> Command {
+        let mut cmd = self.reporter();
+        proxy.configure(&mut cmd);
+        cmd
+    }
+
+    /// Whether an object exists (read straight from moto).
+    pub async fn exists(&self, key: &str) -> bool {
+        match self
+            .s3
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => true,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => false,
+            Err(e) => panic!("head {key}: {e:?}"),
+        }
     }
 
     /// Runs `compliance-reporter report --date <date>` and asserts it succeeded.

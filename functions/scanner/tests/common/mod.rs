@@ -382,6 +382,11 @@ pub fn state_filter() -> Filter {
 
 /// Runs the real binary's `scan` against moto with the given environment.
 pub fn run_scan(moto: &Moto, env: &[(&str, &str)]) -> Output {
+    run_scan_with(&moto.aws_env(), env)
+}
+
+/// Runs the real binary's `scan` with `aws` (an emulator's or a proxy's `aws_env`), then `env`.
+pub fn run_scan_with(aws: &[(String, String)], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_compliance-scanner"));
     cmd.arg("scan");
     for var in [
@@ -395,10 +400,12 @@ pub fn run_scan(moto: &Moto, env: &[(&str, &str)]) -> Output {
         "METRIC_NAMESPACE",
         "STACK_NAME",
         "AWS_PROFILE",
+        "AWS_MAX_ATTEMPTS",
+        "AWS_RETRY_MODE",
     ] {
         cmd.env_remove(var);
     }
-    moto.configure(&mut cmd);
+    cmd.envs(aws.iter().map(|(k, v)| (k, v)));
     for (k, v) in env {
         cmd.env(k, v);
     }
