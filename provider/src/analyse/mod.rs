@@ -13,7 +13,7 @@ pub mod report;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::aws::{is_not_found, Clients, Desired, PieceError};
+use crate::aws::{codes, is_code, Clients, Desired, PieceError};
 use crate::monitor::resource::{desired_from, validate_config};
 use crate::monitor::schema::{defaults_for, resource_schema};
 use crate::monitor::settings::{validate_provider, ProviderSettings};
@@ -312,7 +312,7 @@ async fn newest_result(c: &Clients, d: &Desired, now: i64, window: Duration) -> 
                 .await;
         let page = match page {
             Ok(p) => p,
-            Err(e) if is_not_found(&e) => return Results::NoBucket,
+            Err(e) if is_code(&e, codes::S3_NO_SUCH_BUCKET) => return Results::NoBucket,
             Err(e) => return Results::Unreadable(crate::aws::describe(&e)),
         };
         for obj in page.contents() {
@@ -348,7 +348,7 @@ pub async fn analyse(
     let clients = Clients::new(&settings)
         .await
         .map_err(|e| PieceError::new("AWS access", "configuring", e))?;
-    let account = clients.account_id().await?;
+    let account = clients.account().await?;
     let d = desired_from(resource, &settings, &clients.region, &account);
     let observed: Observed = stack::read(&clients, &d).await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -8,7 +8,7 @@ use super::*;
 use crate::aws::functions::Function;
 use crate::aws::roles::{trust_policy, Role, POLICY_NAME};
 use crate::aws::{alarms, bucket, dashboard, functions, log_groups, roles, schedules, topic};
-use crate::aws::{Desired, Found};
+use crate::aws::{Account, Desired, Found};
 
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
@@ -143,7 +143,7 @@ fn settings_from_state_fill_defaults_and_validate() {
         &v,
         &ProviderSettings::default(),
         "us-east-1",
-        "123456789012",
+        &Account::new("123456789012", "aws"),
     );
     assert_eq!(d.timeout_seconds, 60);
     // Not in the state: the resource's defaults.
@@ -169,7 +169,12 @@ fn settings_from_state_fill_defaults_and_validate() {
 fn defaults_without_state() {
     let (v, from) = wanted_settings(&run_opts(&["--suffix", "dev"])).unwrap();
     assert_eq!(from, "resource defaults");
-    let d = desired_from(&v, &ProviderSettings::default(), "us-east-1", "1");
+    let d = desired_from(
+        &v,
+        &ProviderSettings::default(),
+        "us-east-1",
+        &Account::new("1", "aws"),
+    );
     assert_eq!((d.timeout_seconds, d.log_retention_days), (300, 30));
 }
 
@@ -178,7 +183,7 @@ fn desired() -> Desired {
         &defaults_for("dev"),
         &ProviderSettings::default(),
         "us-east-1",
-        "123456789012",
+        &Account::new("123456789012", "aws"),
     )
 }
 
@@ -211,6 +216,8 @@ fn clean(d: &Desired) -> Observed {
             code_sha256: String::new(),
             architectures: vec!["x86_64".into()],
             tags: d.tags.clone(),
+            state: "Active".into(),
+            last_update: "Successful".into(),
         })
     };
     let schedule = |f: Function, expr: &str| {

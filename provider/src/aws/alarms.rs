@@ -197,10 +197,10 @@ pub async fn ensure(
 /// Brings an existing alarm's tags to the desired set.
 async fn retag_alarm(c: &Clients, d: &Desired, name: &str, tags: &[Tag]) -> Result<(), PieceError> {
     let p = format!("alarm {name}");
-    let arn = format!(
-        "arn:aws:cloudwatch:{}:{}:alarm:{name}",
+    let arn = d.arn(&format!(
+        "cloudwatch:{}:{}:alarm:{name}",
         d.region, d.account_id
-    );
+    ));
     let current = c
         .cloudwatch
         .list_tags_for_resource()
@@ -237,12 +237,30 @@ async fn retag_alarm(c: &Clients, d: &Desired, name: &str, tags: &[Tag]) -> Resu
 }
 
 /// Deletes the four alarms (missing ones are ignored by CloudWatch).
-pub async fn delete(c: &Clients, d: &Desired) -> Result<(), PieceError> {
-    c.cloudwatch
+/// Deletes the alarms a read found. DeleteAlarms deletes nothing when one name is missing, so
+/// only present ones are named; a `ResourceNotFound` is a retried call whose first answer (which
+/// deleted them) was lost.
+pub async fn delete(
+    c: &Clients,
+    found: &[(AlarmSpec, Option<Vec<Difference>>)],
+) -> Result<(), PieceError> {
+    let names: Vec<String> = found
+        .iter()
+        .filter(|(_, diff)| diff.is_some())
+        .map(|(s, _)| s.name.clone())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    match c
+        .cloudwatch
         .delete_alarms()
-        .set_alarm_names(Some(d.names.alarms.to_vec()))
+        .set_alarm_names(Some(names))
         .send()
         .await
-        .map(|_| ())
-        .map_err(|e| PieceError::aws("alarms", "deleting", e))
+    {
+        Ok(_) => Ok(()),
+        Err(e) if super::is_code(&e, super::codes::ALARM_NOT_FOUND) => Ok(()),
+        Err(e) => Err(PieceError::aws("alarms", "deleting", e)),
+    }
 }

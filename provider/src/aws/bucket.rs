@@ -11,7 +11,10 @@ use aws_sdk_s3::types::{
     TransitionStorageClass, VersioningConfiguration,
 };
 
-use super::{compare, compare_tags, is_not_found, Clients, Desired, Difference, Found, PieceError};
+use tokio_util::sync::CancellationToken;
+
+use super::errors::{absent_if, codes, is_code};
+use super::{compare, compare_tags, Clients, Desired, Difference, Found, PieceError};
 
 /// What a read finds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -37,7 +40,7 @@ fn piece(d: &Desired) -> String {
 }
 
 /// The TLS-only bucket policy.
-pub fn policy(bucket: &str) -> serde_json::Value {
+pub fn policy(d: &Desired) -> serde_json::Value {
     serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -45,22 +48,34 @@ pub fn policy(bucket: &str) -> serde_json::Value {
             "Effect": "Deny",
             "Principal": "*",
             "Action": "s3:*",
-            "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+            "Resource": [d.bucket_arn(""), d.bucket_arn("/*")],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}}
         }]
     })
 }
 
-/// Reads the bucket and its settings.
+/// The error of a bucket name that another account holds (S3 names are global).
+fn taken(p: &str, detail: &str) -> PieceError {
+    PieceError::new(
+        p,
+        "creating",
+        format!(
+            "{detail}: the name belongs to another AWS account (bucket names are global). Choose \
+             another environment_suffix"
+        ),
+    )
+}
+
+/// Reads the bucket and its settings. Each optional setting forgives only its own "not set"
+/// code; a denied or throttled read is an error, never "not set".
 pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
     let name = &d.names.bucket;
     let p = piece(d);
     match c.s3.head_bucket().bucket(name).send().await {
         Ok(_) => {}
-        Err(e)
-            if is_not_found(&e) || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
-        {
-            return Ok(Found::Missing)
+        Err(e) if is_code(&e, codes::S3_HEAD_NOT_FOUND) => return Ok(Found::Missing),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
+            return Err(taken(&p, "HeadBucket answers 403 Forbidden"))
         }
         Err(e) => return Err(PieceError::aws(p, "reading", e)),
     }
@@ -74,17 +89,20 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceErro
         c.s3.get_bucket_policy().bucket(name).send(),
         c.s3.get_bucket_tagging().bucket(name).send(),
     );
-    // Some S3 emulators (moto) answer with a differently named XML root that the SDK refuses to
-    // parse; the raw answer still says whether versioning is on.
     let versioning = match versioning {
         Ok(v) => v.status == Some(BucketVersioningStatus::Enabled),
-        Err(e) => e
+        // Some S3 emulators (moto) answer 200 with a differently named XML root that the SDK
+        // refuses to parse; the raw answer still says whether versioning is on. Only a success
+        // answer is read this way: an error answer (403, 503) is an error.
+        Err(e) if e.raw_response().is_some_and(|r| r.status().is_success()) => e
             .raw_response()
             .and_then(|r| r.body().bytes())
             .is_some_and(|b| String::from_utf8_lossy(b).contains("<Status>Enabled</Status>")),
+        Err(e) => return Err(PieceError::aws(&p, "reading the versioning of", e)),
     };
-    // A missing sub-configuration is an error code of its own; every such case means "not set".
-    let glacier_days = lifecycle.ok().and_then(|l| {
+    let lifecycle = absent_if(lifecycle, codes::S3_NO_LIFECYCLE)
+        .map_err(|e| PieceError::aws(&p, "reading the lifecycle of", e))?;
+    let glacier_days = lifecycle.and_then(|l| {
         l.rules().iter().find_map(|r| {
             let enabled = r.status() == &ExpirationStatus::Enabled && r.expiration().is_none();
             let t = r
@@ -94,8 +112,8 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceErro
             enabled.then(|| t.days()).flatten()
         })
     });
-    let public_access_blocked = pab
-        .ok()
+    let public_access_blocked = absent_if(pab, codes::S3_NO_PUBLIC_ACCESS_BLOCK)
+        .map_err(|e| PieceError::aws(&p, "reading the public-access block of", e))?
         .and_then(|o| o.public_access_block_configuration)
         .is_some_and(|b| {
             b.block_public_acls() == Some(true)
@@ -103,17 +121,17 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceErro
                 && b.block_public_policy() == Some(true)
                 && b.restrict_public_buckets() == Some(true)
         });
-    let encrypted = enc
-        .ok()
+    let encrypted = absent_if(enc, codes::S3_NO_ENCRYPTION)
+        .map_err(|e| PieceError::aws(&p, "reading the encryption of", e))?
         .and_then(|o| o.server_side_encryption_configuration)
         .is_some_and(|c| !c.rules().is_empty());
-    let tls_only = pol
-        .ok()
+    let tls_only = absent_if(pol, codes::S3_NO_POLICY)
+        .map_err(|e| PieceError::aws(&p, "reading the policy of", e))?
         .and_then(|o| o.policy)
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .is_some_and(|v| v == policy(name));
-    let tags = tags
-        .ok()
+        .is_some_and(|v| v == policy(d));
+    let tags = absent_if(tags, codes::S3_NO_TAGS)
+        .map_err(|e| PieceError::aws(&p, "reading the tags of", e))?
         .map(|t| {
             t.tag_set()
                 .iter()
@@ -175,10 +193,27 @@ pub async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result
                         .build(),
                 );
             }
-            create
-                .send()
-                .await
-                .map_err(|e| PieceError::aws(&p, "creating", e))?;
+            match create.send().await {
+                Ok(_) => {}
+                Err(e) if is_code(&e, codes::S3_BUCKET_EXISTS) => {
+                    return Err(taken(&p, "CreateBucket answers BucketAlreadyExists"))
+                }
+                // The read just before found no bucket, so one of ours that appeared since is
+                // this create's own, retried after its answer was lost on the way back; it is
+                // checked to be new (empty, untagged) before it is taken.
+                Err(e) if is_code(&e, codes::S3_BUCKET_OWNED) => {
+                    if !just_created(c, d).await? {
+                        return Err(PieceError::new(
+                            &p,
+                            "creating",
+                            "the name is taken: a bucket of this account with objects or tags \
+                             exists. Choose another environment_suffix, delete it, or import the \
+                             stack if it is one",
+                        ));
+                    }
+                }
+                Err(e) => return Err(PieceError::aws(&p, "creating", e)),
+            }
             &blank
         }
     };
@@ -257,7 +292,7 @@ pub async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result
     if !o.tls_only {
         c.s3.put_bucket_policy()
             .bucket(name)
-            .policy(policy(name).to_string())
+            .policy(policy(d).to_string())
             .send()
             .await
             .map_err(|e| PieceError::aws(&p, "setting the TLS-only policy of", e))?;
@@ -284,11 +319,62 @@ pub async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result
     Ok(())
 }
 
-/// Deletes every object version and delete marker, then the bucket. A missing bucket is fine.
-pub async fn delete(c: &Clients, d: &Desired) -> Result<(), PieceError> {
+/// True when the bucket holds no object version and no tags: a bucket no one has used.
+async fn just_created(c: &Clients, d: &Desired) -> Result<bool, PieceError> {
     let name = &d.names.bucket;
     let p = piece(d);
+    let (versions, tags) = futures::join!(
+        c.s3.list_object_versions().bucket(name).max_keys(1).send(),
+        c.s3.get_bucket_tagging().bucket(name).send(),
+    );
+    let versions = versions.map_err(|e| PieceError::aws(&p, "reading", e))?;
+    let tags = absent_if(tags, codes::S3_NO_TAGS)
+        .map_err(|e| PieceError::aws(&p, "reading the tags of", e))?;
+    Ok(versions.versions().is_empty()
+        && versions.delete_markers().is_empty()
+        && tags.is_none_or(|t| t.tag_set().is_empty()))
+}
+
+/// Most listing rounds an emptying makes without deleting anything before it gives up: a key
+/// that S3 keeps listing after a delete that reported no error for it.
+const STALLED_ROUNDS: u32 = 3;
+
+/// Deletes every object version and delete marker, then the bucket. A missing bucket is fine.
+pub async fn delete(
+    c: &Clients,
+    d: &Desired,
+    cancel: &CancellationToken,
+) -> Result<(), PieceError> {
+    empty(c, d, cancel).await?;
+    match c.s3.delete_bucket().bucket(&d.names.bucket).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if is_code(&e, codes::S3_NO_SUCH_BUCKET) => Ok(()),
+        Err(e) => Err(PieceError::aws(piece(d), "deleting", e)),
+    }
+}
+
+/// Deletes every object version and delete marker. A missing bucket is fine.
+///
+/// DeleteObjects answers 200 even when it could not delete some keys (Object Lock, a denying
+/// policy, MFA delete) and lists them as errors: the first such error stops the emptying, naming
+/// the key and the code, so a destroy fails in bounded time and the resource stays in state.
+/// Terraform's StopProvider stops it between pages.
+pub async fn empty(c: &Clients, d: &Desired, cancel: &CancellationToken) -> Result<(), PieceError> {
+    let name = &d.names.bucket;
+    let p = piece(d);
+    let mut deleted = 0usize;
+    let mut stalled = 0;
+    let mut last_page: Vec<(String, Option<String>)> = Vec::new();
     loop {
+        if cancel.is_cancelled() {
+            return Err(PieceError::new(
+                &p,
+                "emptying",
+                format!(
+                    "stopped by Terraform (interrupt) after deleting {deleted} object versions"
+                ),
+            ));
+        }
         let page = match c
             .s3
             .list_object_versions()
@@ -298,10 +384,10 @@ pub async fn delete(c: &Clients, d: &Desired) -> Result<(), PieceError> {
             .await
         {
             Ok(page) => page,
-            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) if is_code(&e, codes::S3_NO_SUCH_BUCKET) => return Ok(()),
             Err(e) => return Err(PieceError::aws(&p, "emptying", e)),
         };
-        let ids: Vec<ObjectIdentifier> = page
+        let keys: Vec<(String, Option<String>)> = page
             .versions()
             .iter()
             .map(|v| (v.key(), v.version_id()))
@@ -310,33 +396,69 @@ pub async fn delete(c: &Clients, d: &Desired) -> Result<(), PieceError> {
                     .iter()
                     .map(|m| (m.key(), m.version_id())),
             )
-            .filter_map(|(k, v)| {
-                ObjectIdentifier::builder()
-                    .key(k?)
-                    .set_version_id(v.map(str::to_string))
-                    .build()
-                    .ok()
-            })
+            .filter_map(|(k, v)| Some((k?.to_string(), v.map(str::to_string))))
             .collect();
-        if ids.is_empty() {
+        if keys.is_empty() {
             break;
         }
-        tracing::info!(bucket = %name, objects = ids.len(), "deleting object versions");
+        if keys == last_page {
+            stalled += 1;
+            if stalled >= STALLED_ROUNDS {
+                return Err(PieceError::new(
+                    &p,
+                    "emptying",
+                    format!(
+                        "{} object versions (e.g. {:?}) are still listed after {STALLED_ROUNDS} \
+                         deletions that reported no error",
+                        keys.len(),
+                        keys[0].0
+                    ),
+                ));
+            }
+        } else {
+            stalled = 0;
+        }
+        tracing::info!(bucket = %name, objects = keys.len(), deleted, "deleting object versions");
+        let ids = keys
+            .iter()
+            .map(|(k, v)| {
+                ObjectIdentifier::builder()
+                    .key(k)
+                    .set_version_id(v.clone())
+                    .build()
+                    .map_err(|e| PieceError::new(&p, "emptying", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let delete = Delete::builder()
             .set_objects(Some(ids))
             .quiet(true)
             .build()
             .map_err(|e| PieceError::new(&p, "emptying", e.to_string()))?;
-        c.s3.delete_objects()
-            .bucket(name)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "emptying", e))?;
+        let out =
+            c.s3.delete_objects()
+                .bucket(name)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| PieceError::aws(&p, "emptying", e))?;
+        if let Some(err) = out.errors().first() {
+            return Err(PieceError::new(
+                &p,
+                "emptying",
+                format!(
+                    "S3 did not delete {:?} (version {}): {}: {} ({} of {} keys in that request \
+                     failed; {deleted} object versions deleted before)",
+                    err.key().unwrap_or_default(),
+                    err.version_id().unwrap_or("null"),
+                    err.code().unwrap_or("no code"),
+                    err.message().unwrap_or("no message"),
+                    out.errors().len(),
+                    keys.len(),
+                ),
+            ));
+        }
+        deleted += keys.len();
+        last_page = keys;
     }
-    match c.s3.delete_bucket().bucket(name).send().await {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(PieceError::aws(&p, "deleting", e)),
-    }
+    Ok(())
 }

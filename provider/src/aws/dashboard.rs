@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{is_not_found, Clients, Desired, Difference, Found, PieceError};
+use super::{codes, is_code, Clients, Desired, Difference, Found, PieceError};
 
 fn piece(d: &Desired) -> String {
     format!("dashboard {}", d.names.dashboard)
@@ -59,7 +59,7 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Value>, PieceError> 
                 .and_then(|b| serde_json::from_str(b).ok())
                 .unwrap_or(Value::Null),
         )),
-        Err(e) if is_not_found(&e) => Ok(Found::Missing),
+        Err(e) if is_code(&e, codes::DASHBOARD_NOT_FOUND) => Ok(Found::Missing),
         Err(e) => Err(PieceError::aws(piece(d), "reading", e)),
     }
 }
@@ -100,7 +100,7 @@ pub async fn delete(c: &Clients, d: &Desired) -> Result<(), PieceError> {
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) if is_code(&e, codes::DASHBOARD_NOT_FOUND) => Ok(()),
         Err(e) => Err(PieceError::aws(piece(d), "deleting", e)),
     }
 }

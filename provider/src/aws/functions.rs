@@ -3,12 +3,16 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode as LambdaCode, Runtime};
-
-use super::{
-    compare, compare_tags, is_not_found, with_backoff, Clients, Desired, Difference, Found,
-    PieceError,
+use aws_sdk_lambda::types::{
+    Architecture, Environment, FunctionCode as LambdaCode, LastUpdateStatus, Runtime,
 };
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use tokio_util::sync::CancellationToken;
+
+use super::errors::{codes, is_code};
+use super::wait::{self, Poll};
+use super::{compare, compare_tags, owned, Clients, Desired, Difference, Found, PieceError};
 
 /// Which function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +92,17 @@ pub struct Observed {
     pub architectures: Vec<String>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+    /// `State` (`Pending`, `Active`, `Inactive`, `Failed`); not a setting, so no drift.
+    pub state: String,
+    /// `LastUpdateStatus` (`InProgress`, `Successful`, `Failed`).
+    pub last_update: String,
+}
+
+impl Observed {
+    /// True when Lambda accepts an update now (not `Pending`, no update `InProgress`).
+    pub fn settled(&self) -> bool {
+        self.state != "Pending" && self.last_update != "InProgress"
+    }
 }
 
 /// Reads the function's configuration, code hash and tags.
@@ -100,7 +115,7 @@ pub async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observe
         .await
     {
         Ok(g) => g,
-        Err(e) if is_not_found(&e) => return Ok(Found::Missing),
+        Err(e) if is_code(&e, codes::LAMBDA_NOT_FOUND) => return Ok(Found::Missing),
         Err(e) => return Err(PieceError::aws(f.piece(d), "reading", e)),
     };
     // The response's Code.Location points at an AWS host: it is never fetched.
@@ -142,7 +157,159 @@ pub async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observe
             .tags()
             .map(|t| t.clone().into_iter().collect())
             .unwrap_or_default(),
+        state: cfg
+            .and_then(|c| c.state())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        last_update: cfg
+            .and_then(|c| c.last_update_status())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
     }))
+}
+
+/// True when an answer's `State` and `LastUpdateStatus` say Lambda is still at work.
+fn busy(state: Option<&aws_sdk_lambda::types::State>, update: Option<&LastUpdateStatus>) -> bool {
+    state.is_some_and(|s| s.as_str() == "Pending")
+        || update.is_some_and(|u| u.as_str() == "InProgress")
+}
+
+/// Waits until Lambda has finished creating or updating the function (`State` `Active`,
+/// `LastUpdateStatus` `Successful`), as the SDK's `function_active_v2` and
+/// `function_updated_v2` waiters do, but with the stack's backoff and StopProvider. A `Failed`
+/// state is an error with Lambda's reason.
+pub async fn wait_settled(
+    c: &Clients,
+    d: &Desired,
+    f: Function,
+    cancel: &CancellationToken,
+) -> Result<(), PieceError> {
+    let p = f.piece(d);
+    wait::until(&p, "waiting for", wait::LAMBDA_SETTLE, cancel, || async {
+        let cfg = c
+            .lambda
+            .get_function_configuration()
+            .function_name(f.name(d))
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "waiting for", e))?;
+        let state = cfg.state().map(|s| s.as_str()).unwrap_or("Active");
+        let update = cfg
+            .last_update_status()
+            .map(|s| s.as_str())
+            .unwrap_or("Successful");
+        let failed = |what: &str, reason: Option<&str>, code: Option<&str>| {
+            PieceError::new(
+                &p,
+                "waiting for",
+                format!(
+                    "Lambda reports {what} Failed: {} ({})",
+                    reason.unwrap_or("no reason given"),
+                    code.unwrap_or("no reason code")
+                ),
+            )
+        };
+        if state == "Failed" {
+            return Err(failed(
+                "State",
+                cfg.state_reason(),
+                cfg.state_reason_code().map(|c| c.as_str()),
+            ));
+        }
+        if update == "Failed" {
+            return Err(failed(
+                "LastUpdateStatus",
+                cfg.last_update_status_reason(),
+                cfg.last_update_status_reason_code().map(|c| c.as_str()),
+            ));
+        }
+        Ok(if state == "Pending" || update == "InProgress" {
+            Poll::Waiting(format!("State {state}, LastUpdateStatus {update}"))
+        } else {
+            Poll::Ready(())
+        })
+    })
+    .await
+}
+
+/// True for Lambda's refusal of a role it cannot assume yet (IAM is eventually consistent).
+fn role_not_ready<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
+    e: &SdkError<E, R>,
+) -> bool {
+    is_code(e, codes::LAMBDA_INVALID_PARAMETER)
+        && e.as_service_error()
+            .and_then(|s| s.message())
+            .is_some_and(|m| m.contains("role") && m.contains("assumed"))
+}
+
+/// How a Lambda call treats `ResourceConflictException`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conflict {
+    /// An update is in progress: wait for it, then call again.
+    Busy,
+    /// The function exists (CreateFunction): the caller decides.
+    Exists,
+}
+
+/// What a Lambda call ended with: its answer, a conflict the caller decides on, or an error.
+enum Called<T> {
+    Done(T),
+    Exists,
+}
+
+/// Runs a Lambda call, retrying while the role is not assumable yet (up to
+/// [`wait::IAM_PROPAGATION`]) and, for updates, while another update is in progress (waiting for
+/// it to settle).
+async fn lambda_call<T, E, F, Fut>(
+    c: &Clients,
+    d: &Desired,
+    f: Function,
+    action: &'static str,
+    conflict: Conflict,
+    cancel: &CancellationToken,
+    mut op: F,
+) -> Result<Called<T>, PieceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<
+        Output = Result<T, SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>>,
+    >,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    let p = f.piece(d);
+    loop {
+        let result =
+            wait::retry_while(wait::IAM_PROPAGATION, cancel, role_not_ready, &mut op).await;
+        match result {
+            Ok(t) => return Ok(Called::Done(t)),
+            Err(None) => return Err(wait::stopped(&p, action)),
+            Err(Some(e)) if conflict == Conflict::Exists && is_code(&e, codes::LAMBDA_CONFLICT) => {
+                return Ok(Called::Exists)
+            }
+            // Someone else's update (or one of ours an interrupted apply left) is in progress.
+            Err(Some(e)) if is_code(&e, codes::LAMBDA_CONFLICT) => {
+                tracing::info!(piece = %p, "an update is in progress; waiting for it");
+                wait_settled(c, d, f, cancel).await?;
+            }
+            Err(Some(e)) if role_not_ready(&e) => {
+                return Err(PieceError::new(
+                    &p,
+                    action,
+                    format!(
+                        "{} (still, after {} s of waiting for IAM to propagate the role {})",
+                        super::describe(&e),
+                        wait::IAM_PROPAGATION.as_secs(),
+                        d.role_arn(f.name(d))
+                    ),
+                ))
+            }
+            Err(Some(e)) => return Err(PieceError::aws(&p, action, e)),
+        }
+    }
 }
 
 /// Differences from the desired configuration (the code hash is an attribute of its own).
@@ -183,99 +350,144 @@ fn config_differs(d: &Desired, f: Function, o: &Observed) -> bool {
         || o.environment != f.environment(d)
 }
 
-/// Creates the function, or updates its configuration, code and tags where they differ.
-/// Returns its ARN.
+/// Creates the function, or updates its configuration, code and tags where they differ, waiting
+/// for Lambda to finish each step before the next (an update while one is in progress is
+/// refused). Returns its ARN.
 pub async fn ensure(
     c: &Clients,
     d: &Desired,
     f: Function,
     code: Code<'_>,
     found: &Found<Observed>,
+    cancel: &CancellationToken,
 ) -> Result<String, PieceError> {
     let name = f.name(d);
     let p = f.piece(d);
     let env = Environment::builder()
         .set_variables(Some(f.environment(d).into_iter().collect()))
         .build();
+    let adopted;
     let o = match found {
         Found::Missing => {
-            // A role created moments ago may not be assumable by Lambda yet (IAM is eventually
-            // consistent): retry that one error with backoff, bounded.
-            let created = with_backoff(
-                8,
-                |e: &aws_smithy_runtime_api::client::result::SdkError<
-                    aws_sdk_lambda::operation::create_function::CreateFunctionError,
-                    _,
-                >| {
-                    matches!(e.as_service_error(), Some(s) if s.is_invalid_parameter_value_exception()
-                        && s.to_string().contains("role"))
-                },
-                || {
-                    c.lambda
-                        .create_function()
-                        .function_name(name)
-                        .runtime(Runtime::Providedal2023)
-                        .handler("bootstrap")
-                        .architectures(Architecture::X8664)
-                        .role(d.role_arn(name))
-                        .timeout(d.timeout_seconds)
-                        .memory_size(d.memory_mb)
-                        .environment(env.clone())
-                        .description(format!("EC2 compliance monitor ({}), stack {}", match f {
+            let created = lambda_call(c, d, f, "creating", Conflict::Exists, cancel, || {
+                c.lambda
+                    .create_function()
+                    .function_name(name)
+                    .runtime(Runtime::Providedal2023)
+                    .handler("bootstrap")
+                    .architectures(Architecture::X8664)
+                    .role(d.role_arn(name))
+                    .timeout(d.timeout_seconds)
+                    .memory_size(d.memory_mb)
+                    .environment(env.clone())
+                    .description(format!(
+                        "EC2 compliance monitor ({}), stack {}",
+                        match f {
                             Function::Scanner => "scanner",
                             Function::Reporter => "reporter",
-                        }, d.names.suffix))
-                        .code(LambdaCode::builder().zip_file(Blob::new(code.zip)).build())
-                        .set_tags(Some(d.tags.clone().into_iter().collect()))
-                        .send()
+                        },
+                        d.names.suffix
+                    ))
+                    .code(LambdaCode::builder().zip_file(Blob::new(code.zip)).build())
+                    .set_tags(Some(d.tags.clone().into_iter().collect()))
+                    .send()
+            })
+            .await?;
+            match created {
+                Called::Done(created) => {
+                    if created.code_sha256() != Some(code.sha256) {
+                        return Err(PieceError::new(
+                            &p,
+                            "checking the uploaded code of",
+                            format!(
+                                "Lambda reports CodeSha256 {:?}, the package has {}",
+                                created.code_sha256(),
+                                code.sha256
+                            ),
+                        ));
+                    }
+                    if busy(created.state(), created.last_update_status()) {
+                        wait_settled(c, d, f, cancel).await?;
+                    }
+                    return Ok(created.function_arn().unwrap_or_default().to_string());
+                }
+                // The create was served but its answer lost, and the SDK's retry met the
+                // function it had made: it carries the stack's tags (they are set by the create
+                // itself), so it is taken as created and brought to the settings below.
+                Called::Exists => match read(c, d, f).await? {
+                    Found::Present(o) if owned(&o.tags, &d.names.suffix) => {
+                        adopted = o;
+                        &adopted
+                    }
+                    _ => return Err(super::name_taken(&p, &d.names.suffix)),
                 },
-            )
-            .await
-            .map_err(|e| PieceError::aws(&p, "creating", e))?;
-            if created.code_sha256() != Some(code.sha256) {
-                return Err(PieceError::new(
-                    &p,
-                    "checking the uploaded code of",
-                    format!(
-                        "Lambda reports CodeSha256 {:?}, the package has {}",
-                        created.code_sha256(),
-                        code.sha256
-                    ),
-                ));
             }
-            return Ok(created.function_arn().unwrap_or_default().to_string());
         }
         Found::Present(o) => o,
     };
+    if !o.settled() {
+        wait_settled(c, d, f, cancel).await?;
+    }
     if config_differs(d, f, o) {
-        c.lambda
-            .update_function_configuration()
-            .function_name(name)
-            .runtime(Runtime::Providedal2023)
-            .handler("bootstrap")
-            .role(d.role_arn(name))
-            .timeout(d.timeout_seconds)
-            .memory_size(d.memory_mb)
-            .environment(env)
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "updating the configuration of", e))?;
+        let answer = lambda_call(
+            c,
+            d,
+            f,
+            "updating the configuration of",
+            Conflict::Busy,
+            cancel,
+            || {
+                c.lambda
+                    .update_function_configuration()
+                    .function_name(name)
+                    .runtime(Runtime::Providedal2023)
+                    .handler("bootstrap")
+                    .role(d.role_arn(name))
+                    .timeout(d.timeout_seconds)
+                    .memory_size(d.memory_mb)
+                    .environment(env.clone())
+                    .send()
+            },
+        )
+        .await?;
+        if matches!(&answer, Called::Done(a) if busy(a.state(), a.last_update_status())) {
+            wait_settled(c, d, f, cancel).await?;
+        }
     }
     if o.code_sha256 != code.sha256 {
-        let updated = c
-            .lambda
-            .update_function_code()
-            .function_name(name)
-            .zip_file(Blob::new(code.zip))
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "updating the code of", e))?;
+        let Called::Done(updated) = lambda_call(
+            c,
+            d,
+            f,
+            "updating the code of",
+            Conflict::Busy,
+            cancel,
+            || {
+                c.lambda
+                    .update_function_code()
+                    .function_name(name)
+                    .zip_file(Blob::new(code.zip))
+                    .send()
+            },
+        )
+        .await?
+        else {
+            // Conflict::Busy waits a conflict out; it never ends in Exists.
+            return Err(PieceError::new(
+                &p,
+                "updating the code of",
+                "unexpected conflict",
+            ));
+        };
         if updated.code_sha256() != Some(code.sha256) {
             return Err(PieceError::new(
                 &p,
                 "checking the uploaded code of",
                 "CodeSha256 differs from the package",
             ));
+        }
+        if busy(updated.state(), updated.last_update_status()) {
+            wait_settled(c, d, f, cancel).await?;
         }
     }
     super::retag(
@@ -311,7 +523,7 @@ pub async fn delete(c: &Clients, d: &Desired, f: Function) -> Result<(), PieceEr
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) if is_code(&e, codes::LAMBDA_NOT_FOUND) => Ok(()),
         Err(e) => Err(PieceError::aws(f.piece(d), "deleting", e)),
     }
 }

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{compare, compare_tags, is_not_found, Clients, Desired, Difference, Found, PieceError};
+use super::{
+    codes, compare, compare_tags, is_code, owned, Clients, Desired, Difference, Found, PieceError,
+};
 
 /// What a read finds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -45,7 +47,7 @@ pub async fn read(c: &Clients, name: &str) -> Result<Found<Observed>, PieceError
         .await
     {
         Ok(t) => t.tags.unwrap_or_default().into_iter().collect(),
-        Err(e) if is_not_found(&e) => return Ok(Found::Missing),
+        Err(e) if is_code(&e, codes::LOGS_NOT_FOUND) => return Ok(Found::Missing),
         Err(e) => return Err(PieceError::aws(&p, "reading tags of", e)),
     };
     Ok(Found::Present(Observed {
@@ -83,13 +85,23 @@ pub async fn ensure(
     let p = piece(name);
     match found {
         Found::Missing => {
-            c.logs
+            let created = c
+                .logs
                 .create_log_group()
                 .log_group_name(name)
                 .set_tags(Some(d.tags.clone().into_iter().collect()))
                 .send()
-                .await
-                .map_err(|e| PieceError::aws(&p, "creating", e))?;
+                .await;
+            match created {
+                Ok(_) => {}
+                // A create whose answer was lost, retried by the SDK: the group it made carries
+                // the stack's tags (set by the create itself), so it is this create's.
+                Err(e) if is_code(&e, codes::LOGS_EXISTS) => match read(c, name).await? {
+                    Found::Present(o) if owned(&o.tags, &d.names.suffix) => {}
+                    _ => return Err(super::name_taken(&p, &d.names.suffix)),
+                },
+                Err(e) => return Err(PieceError::aws(&p, "creating", e)),
+            }
         }
         Found::Present(o) => {
             super::retag(
@@ -130,7 +142,7 @@ pub async fn ensure(
 pub async fn delete(c: &Clients, name: &str) -> Result<(), PieceError> {
     match c.logs.delete_log_group().log_group_name(name).send().await {
         Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) if is_code(&e, codes::LOGS_NOT_FOUND) => Ok(()),
         Err(e) => Err(PieceError::aws(piece(name), "deleting", e)),
     }
 }

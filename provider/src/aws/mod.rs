@@ -7,19 +7,22 @@
 pub mod alarms;
 pub mod bucket;
 pub mod dashboard;
+pub mod errors;
 pub mod functions;
 pub mod log_groups;
 pub mod roles;
 pub mod schedules;
 pub mod topic;
+pub mod wait;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+pub use errors::{codes, describe, is_code};
 
 use crate::monitor::names::StackNames;
 use crate::monitor::settings::ProviderSettings;
@@ -61,9 +64,11 @@ impl Clients {
         if let Some(url) = &settings.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        let attempts = settings.max_retries.map_or(10, |n| n.max(1));
-        loader = loader
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(attempts));
+        loader = loader.retry_config(retry_config(
+            settings.max_retries,
+            std::env::var("AWS_MAX_ATTEMPTS").ok().as_deref(),
+            std::env::var("AWS_RETRY_MODE").ok().as_deref(),
+        ));
         let mut config = loader.load().await;
         if let Some(role) = &settings.assume_role {
             let mut provider = aws_config::sts::AssumeRoleProvider::builder(&role.role_arn)
@@ -104,17 +109,78 @@ impl Clients {
         })
     }
 
-    /// The account the credentials belong to.
-    pub async fn account_id(&self) -> Result<String, PieceError> {
+    /// The account the credentials belong to and its partition (`aws`, `aws-cn`, `aws-us-gov`),
+    /// from GetCallerIdentity: ARNs are built with it rather than with a written `aws`.
+    pub async fn account(&self) -> Result<Account, PieceError> {
         let out = self
             .sts
             .get_caller_identity()
             .send()
             .await
             .map_err(|e| PieceError::aws("account", "identifying", e))?;
-        out.account
-            .ok_or_else(|| PieceError::new("account", "identifying", "STS returned no account id"))
+        let id = out.account.ok_or_else(|| {
+            PieceError::new("account", "identifying", "STS returned no account id")
+        })?;
+        let partition = out
+            .arn
+            .as_deref()
+            .and_then(partition_of)
+            .ok_or_else(|| {
+                PieceError::new(
+                    "account",
+                    "identifying",
+                    format!("STS returned no usable caller ARN ({:?})", out.arn),
+                )
+            })?
+            .to_string();
+        Ok(Account { id, partition })
     }
+}
+
+/// The account and partition the stack lives in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The 12-digit account id.
+    pub id: String,
+    /// The ARN partition: `aws`, `aws-cn` or `aws-us-gov`.
+    pub partition: String,
+}
+
+impl Account {
+    /// An account in a partition.
+    pub fn new(id: &str, partition: &str) -> Account {
+        Account {
+            id: id.to_string(),
+            partition: partition.to_string(),
+        }
+    }
+}
+
+/// The partition of an ARN (`arn:PARTITION:service:...`).
+pub fn partition_of(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    (parts.next() == Some("arn"))
+        .then(|| parts.next())
+        .flatten()
+        .filter(|p| p.starts_with("aws"))
+}
+
+/// The SDK's retry settings: standard mode (or adaptive, when `AWS_RETRY_MODE` says so) with
+/// `max_retries` from the provider block, else `AWS_MAX_ATTEMPTS`, else 10 attempts.
+pub fn retry_config(
+    max_retries: Option<u32>,
+    env_attempts: Option<&str>,
+    env_mode: Option<&str>,
+) -> aws_config::retry::RetryConfig {
+    let attempts = max_retries
+        .or_else(|| env_attempts.and_then(|v| v.trim().parse().ok()))
+        .map_or(10, |n: u32| n.max(1));
+    let mode = if env_mode.is_some_and(|m| m.trim().eq_ignore_ascii_case("adaptive")) {
+        aws_config::retry::RetryConfig::adaptive()
+    } else {
+        aws_config::retry::RetryConfig::standard()
+    };
+    mode.with_max_attempts(attempts)
 }
 
 fn aws_credential_types_provider(
@@ -130,6 +196,8 @@ pub struct Desired {
     pub names: StackNames,
     /// Account id (for ARNs).
     pub account_id: String,
+    /// ARN partition (`aws`, `aws-cn`, `aws-us-gov`).
+    pub partition: String,
     /// Region (for ARNs).
     pub region: String,
     /// E-mail subscribed to the topic.
@@ -157,33 +225,43 @@ pub struct Desired {
 }
 
 impl Desired {
+    /// An ARN in the stack's partition: `arn:<partition>:<rest>`.
+    pub fn arn(&self, rest: &str) -> String {
+        format!("arn:{}:{rest}", self.partition)
+    }
+
     /// The topic's ARN.
     pub fn topic_arn(&self) -> String {
-        format!(
-            "arn:aws:sns:{}:{}:{}",
+        self.arn(&format!(
+            "sns:{}:{}:{}",
             self.region, self.account_id, self.names.topic
-        )
+        ))
     }
 
     /// A function's ARN.
     pub fn function_arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:lambda:{}:{}:function:{name}",
+        self.arn(&format!(
+            "lambda:{}:{}:function:{name}",
             self.region, self.account_id
-        )
+        ))
     }
 
     /// A role's ARN.
     pub fn role_arn(&self, name: &str) -> String {
-        format!("arn:aws:iam::{}:role/{name}", self.account_id)
+        self.arn(&format!("iam::{}:role/{name}", self.account_id))
     }
 
     /// A log group's ARN (streams included).
     pub fn log_group_arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:logs:{}:{}:log-group:{name}:*",
+        self.arn(&format!(
+            "logs:{}:{}:log-group:{name}:*",
             self.region, self.account_id
-        )
+        ))
+    }
+
+    /// The ARN of the bucket (`path` empty) or of objects in it (`path` e.g. `/scans/*`).
+    pub fn bucket_arn(&self, path: &str) -> String {
+        self.arn(&format!("s3:::{}{path}", self.names.bucket))
     }
 }
 
@@ -233,73 +311,22 @@ impl fmt::Display for PieceError {
 
 impl std::error::Error for PieceError {}
 
-/// A one-line description of an SDK error: the AWS error code and message when there is one.
-pub fn describe<
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: fmt::Debug,
->(
-    err: &SdkError<E, R>,
-) -> String {
-    match err {
-        SdkError::ServiceError(service) => {
-            let e = service.err();
-            match (e.code(), e.message()) {
-                (Some(code), Some(msg)) => format!("{code}: {msg}"),
-                (Some(code), None) => code.to_string(),
-                _ => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
-            }
-        }
-        other => aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
-    }
+/// True when `tags` mark a piece as part of the stack `suffix` (every piece the stack creates
+/// carries `ComplianceStack = <suffix>`).
+pub fn owned(tags: &BTreeMap<String, String>, suffix: &str) -> bool {
+    tags.get("ComplianceStack").map(String::as_str) == Some(suffix)
 }
 
-/// True when the error says the thing does not exist.
-pub fn is_not_found<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    const CODES: [&str; 9] = [
-        "NoSuchEntity",
-        "ResourceNotFoundException",
-        "ResourceNotFound",
-        "NoSuchBucket",
-        "NotFound",
-        "NotFoundException",
-        "NoSuchKey",
-        "ResourceNotFoundFault",
-        "NotFoundError",
-    ];
-    match err {
-        SdkError::ServiceError(s) => s.err().code().is_some_and(|c| CODES.contains(&c)),
-        _ => false,
-    }
-}
-
-/// Retries `op` with exponential backoff while `retryable` says so, at most `attempts` times:
-/// for AWS's eventual consistency (a new IAM role that Lambda cannot assume yet).
-pub async fn with_backoff<T, E, F, Fut>(
-    attempts: u32,
-    retryable: impl Fn(&E) -> bool,
-    mut op: F,
-) -> Result<T, E>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, E>>,
-{
-    let mut delay = Duration::from_millis(500);
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match op().await {
-            Err(e) if tries < attempts && retryable(&e) => {
-                tracing::info!(
-                    tries,
-                    ?delay,
-                    "retrying after an eventually consistent error"
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(8));
-            }
-            other => return other,
-        }
-    }
+/// The error of a create that finds the name held by a piece that is not the stack's.
+pub fn name_taken(piece: &str, suffix: &str) -> PieceError {
+    PieceError::new(
+        piece,
+        "creating",
+        format!(
+            "the name is taken: it exists but is not tagged ComplianceStack = {suffix:?}. Choose \
+             another environment_suffix, delete it, or import the stack if it is one"
+        ),
+    )
 }
 
 /// How a piece was found by a read.
@@ -459,5 +486,48 @@ pub fn compare_tags(
             TAGS,
             format!("tags is {have:?}, want {want:?}"),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_comes_from_the_caller_arn() {
+        assert_eq!(
+            partition_of("arn:aws:sts::123456789012:assumed-role/r/s"),
+            Some("aws")
+        );
+        assert_eq!(
+            partition_of("arn:aws-cn:iam::123456789012:user/u"),
+            Some("aws-cn")
+        );
+        assert_eq!(
+            partition_of("arn:aws-us-gov:iam::123456789012:root"),
+            Some("aws-us-gov")
+        );
+        assert_eq!(partition_of("not an arn"), None);
+        assert_eq!(partition_of("arn::iam::1:root"), None);
+    }
+
+    #[test]
+    fn max_attempts_from_the_block_then_the_environment_then_ten() {
+        let attempts = |block, env| retry_config(block, env, None).max_attempts();
+        assert_eq!(attempts(Some(4), Some("7")), 4);
+        assert_eq!(attempts(None, Some("7")), 7);
+        assert_eq!(attempts(None, Some(" 2 ")), 2);
+        assert_eq!(attempts(None, None), 10);
+        assert_eq!(attempts(None, Some("many")), 10);
+        // 0 in the block means no retries: one attempt.
+        assert_eq!(attempts(Some(0), None), 1);
+        assert_eq!(
+            retry_config(None, None, Some("adaptive")).mode(),
+            aws_config::retry::RetryMode::Adaptive
+        );
+        assert_eq!(
+            retry_config(None, None, None).mode(),
+            aws_config::retry::RetryMode::Standard
+        );
     }
 }

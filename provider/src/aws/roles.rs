@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_iam::types::Tag;
 use serde_json::{json, Value};
 
-use super::{
-    compare_tags, is_not_found, with_backoff, Clients, Desired, Difference, Found, PieceError,
-};
+use tokio_util::sync::CancellationToken;
+
+use super::wait;
+use super::{codes, compare_tags, is_code, owned, Clients, Desired, Difference, Found, PieceError};
 
 /// Which function a role serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +18,10 @@ pub enum Role {
     /// The reporter.
     Reporter,
 }
+
+/// How long a deletion waits out IAM's DeleteConflict (the role still in use just after the
+/// function that used it was deleted).
+const DELETE_CONFLICT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Name of the inline policy on each role.
 pub const POLICY_NAME: &str = "compliance-monitor";
@@ -36,7 +41,6 @@ impl Role {
 
     /// The inline policy: what the function needs and nothing more.
     pub fn policy(self, d: &Desired) -> Value {
-        let bucket = &d.names.bucket;
         let logs = json!({
             "Sid": "OwnLogs",
             "Effect": "Allow",
@@ -46,7 +50,7 @@ impl Role {
         let statements = match self {
             Role::Scanner => vec![
                 json!({"Sid": "DescribeFleet", "Effect": "Allow", "Action": ["ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeRegions"], "Resource": "*"}),
-                json!({"Sid": "StoreScans", "Effect": "Allow", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/scans/*")}),
+                json!({"Sid": "StoreScans", "Effect": "Allow", "Action": "s3:PutObject", "Resource": d.bucket_arn("/scans/*")}),
                 json!({
                     "Sid": "PublishMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
                     "Condition": {"StringEquals": {"cloudwatch:namespace": d.names.metric_namespace}}
@@ -55,12 +59,12 @@ impl Role {
                 logs,
             ],
             Role::Reporter => vec![
-                json!({"Sid": "ReadScans", "Effect": "Allow", "Action": "s3:GetObject", "Resource": [format!("arn:aws:s3:::{bucket}/scans/*"), format!("arn:aws:s3:::{bucket}/reports/*")]}),
+                json!({"Sid": "ReadScans", "Effect": "Allow", "Action": "s3:GetObject", "Resource": [d.bucket_arn("/scans/*"), d.bucket_arn("/reports/*")]}),
                 json!({
-                    "Sid": "ListScans", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": format!("arn:aws:s3:::{bucket}"),
+                    "Sid": "ListScans", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": d.bucket_arn(""),
                     "Condition": {"StringLike": {"s3:prefix": ["scans/*", "reports/*"]}}
                 }),
-                json!({"Sid": "WriteReports", "Effect": "Allow", "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/reports/*")}),
+                json!({"Sid": "WriteReports", "Effect": "Allow", "Action": "s3:PutObject", "Resource": d.bucket_arn("/reports/*")}),
                 json!({"Sid": "Summary", "Effect": "Allow", "Action": "sns:Publish", "Resource": d.topic_arn()}),
                 logs,
             ],
@@ -109,7 +113,7 @@ pub async fn read(c: &Clients, d: &Desired, role: Role) -> Result<Found<Observed
     let p = role.piece(d);
     let got = match c.iam.get_role().role_name(name).send().await {
         Ok(r) => r,
-        Err(e) if is_not_found(&e) => return Ok(Found::Missing),
+        Err(e) if is_code(&e, codes::IAM_NO_SUCH_ENTITY) => return Ok(Found::Missing),
         Err(e) => return Err(PieceError::aws(p, "reading", e)),
     };
     let r = got.role();
@@ -303,18 +307,31 @@ pub async fn ensure(
         .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
         .collect();
     let blank = Observed::default();
+    let adopted;
     let o = match found {
         Found::Missing => {
-            c.iam
+            let created = c
+                .iam
                 .create_role()
                 .role_name(name)
                 .assume_role_policy_document(trust_policy().to_string())
                 .description(format!("Runs the compliance monitor's {name} function."))
                 .set_tags(Some(tags.clone()))
                 .send()
-                .await
-                .map_err(|e| PieceError::aws(&p, "creating", e))?;
-            &blank
+                .await;
+            match created {
+                Ok(_) => &blank,
+                // A create whose answer was lost, retried by the SDK: the role it made carries
+                // the stack's tags (set by the create itself), so it is this create's.
+                Err(e) if is_code(&e, codes::IAM_ENTITY_EXISTS) => match read(c, d, role).await? {
+                    Found::Present(o) if owned(&o.tags, &d.names.suffix) => {
+                        adopted = o;
+                        &adopted
+                    }
+                    _ => return Err(super::name_taken(&p, &d.names.suffix)),
+                },
+                Err(e) => return Err(PieceError::aws(&p, "creating", e)),
+            }
         }
         Found::Present(o) => {
             if o.trust != trust_policy() {
@@ -355,70 +372,93 @@ pub async fn ensure(
             .map_err(|e| PieceError::aws(&p, "writing the policy of", e))?;
     }
     for arn in &o.attached {
-        c.iam
-            .detach_role_policy()
-            .role_name(name)
-            .policy_arn(arn)
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "detaching a foreign policy from", e))?;
+        gone_is_done(
+            c.iam
+                .detach_role_policy()
+                .role_name(name)
+                .policy_arn(arn)
+                .send()
+                .await,
+        )
+        .map_err(|e| PieceError::aws(&p, "detaching a foreign policy from", e))?;
     }
     for extra in o.policies.keys().filter(|k| *k != POLICY_NAME) {
-        c.iam
-            .delete_role_policy()
-            .role_name(name)
-            .policy_name(extra)
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "removing a foreign policy from", e))?;
+        gone_is_done(
+            c.iam
+                .delete_role_policy()
+                .role_name(name)
+                .policy_name(extra)
+                .send()
+                .await,
+        )
+        .map_err(|e| PieceError::aws(&p, "removing a foreign policy from", e))?;
     }
     Ok(d.role_arn(name))
 }
 
+/// A removal that finds nothing to remove is done (a retried call whose first answer was lost).
+fn gone_is_done<T, E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
+    result: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+) -> Result<(), aws_smithy_runtime_api::client::result::SdkError<E, R>> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_code(&e, codes::IAM_NO_SUCH_ENTITY) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Deletes the role's inline policies, then the role. A missing role is fine.
-pub async fn delete(c: &Clients, d: &Desired, role: Role) -> Result<(), PieceError> {
+pub async fn delete(
+    c: &Clients,
+    d: &Desired,
+    role: Role,
+    cancel: &CancellationToken,
+) -> Result<(), PieceError> {
     let name = role.name(d);
     let p = role.piece(d);
     let names = match c.iam.list_role_policies().role_name(name).send().await {
         Ok(n) => n,
-        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) if is_code(&e, codes::IAM_NO_SUCH_ENTITY) => return Ok(()),
         Err(e) => return Err(PieceError::aws(p, "listing policies of", e)),
     };
     for policy in names.policy_names() {
-        c.iam
-            .delete_role_policy()
-            .role_name(name)
-            .policy_name(policy)
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "deleting a policy of", e))?;
+        gone_is_done(
+            c.iam
+                .delete_role_policy()
+                .role_name(name)
+                .policy_name(policy)
+                .send()
+                .await,
+        )
+        .map_err(|e| PieceError::aws(&p, "deleting a policy of", e))?;
     }
     // A managed policy attached outside the stack would make IAM refuse the deletion.
     let attached = attached_policies(c, name)
         .await
         .map_err(|e| PieceError::aws(&p, "listing attached policies of", e))?;
     for arn in attached {
-        c.iam
-            .detach_role_policy()
-            .role_name(name)
-            .policy_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "detaching a policy from", e))?;
+        gone_is_done(
+            c.iam
+                .detach_role_policy()
+                .role_name(name)
+                .policy_arn(&arn)
+                .send()
+                .await,
+        )
+        .map_err(|e| PieceError::aws(&p, "detaching a policy from", e))?;
     }
     // IAM may briefly refuse while Lambda still holds the role after a function deletion.
-    let result = with_backoff(
-        5,
-        |e: &aws_smithy_runtime_api::client::result::SdkError<
-            aws_sdk_iam::operation::delete_role::DeleteRoleError,
-            _,
-        >| { matches!(e.as_service_error(), Some(s) if s.is_delete_conflict_exception()) },
+    let result = wait::retry_while(
+        DELETE_CONFLICT_WAIT,
+        cancel,
+        |e| is_code(e, codes::IAM_DELETE_CONFLICT),
         || c.iam.delete_role().role_name(name).send(),
     )
     .await;
     match result {
         Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(PieceError::aws(&p, "deleting", e)),
+        Err(None) => Err(wait::stopped(&p, "deleting")),
+        Err(Some(e)) if is_code(&e, codes::IAM_NO_SUCH_ENTITY) => Ok(()),
+        Err(Some(e)) => Err(PieceError::aws(&p, "deleting", e)),
     }
 }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
 
 use super::functions::Function;
-use super::{compare, compare_tags, is_not_found, Clients, Desired, Difference, Found, PieceError};
+use super::{
+    codes, compare, compare_tags, is_code, Clients, Desired, Difference, Found, PieceError,
+};
 
 /// Id of the rule's one target.
 pub const TARGET_ID: &str = "compliance-function";
@@ -25,12 +27,12 @@ fn expression(d: &Desired, f: Function) -> &str {
 }
 
 fn rule_arn(d: &Desired, f: Function) -> String {
-    format!(
-        "arn:aws:events:{}:{}:rule/{}",
+    d.arn(&format!(
+        "events:{}:{}:rule/{}",
         d.region,
         d.account_id,
         f.name(d)
-    )
+    ))
 }
 
 /// What a read finds.
@@ -54,7 +56,7 @@ pub async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observe
     let p = piece(d, f);
     let rule = match c.events.describe_rule().name(name).send().await {
         Ok(r) => r,
-        Err(e) if is_not_found(&e) => return Ok(Found::Missing),
+        Err(e) if is_code(&e, codes::EVENTS_NOT_FOUND) => return Ok(Found::Missing),
         Err(e) => return Err(PieceError::aws(p, "reading", e)),
     };
     let (targets, policy, tags) = futures::join!(
@@ -84,17 +86,15 @@ pub async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observe
                 })
             })
         }),
-        Err(e) if is_not_found(&e) => false,
+        Err(e) if is_code(&e, codes::LAMBDA_NOT_FOUND) => false,
         Err(e) => return Err(PieceError::aws(&p, "reading the invoke permission of", e)),
     };
     let tags = tags
-        .map(|t| {
-            t.tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
+        .map_err(|e| PieceError::aws(&p, "reading the tags of", e))?
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
     Ok(Found::Present(Observed {
         expression: rule.schedule_expression().unwrap_or_default().to_string(),
         enabled: rule.state() == Some(&RuleState::Enabled),
@@ -203,14 +203,20 @@ pub async fn ensure(
     }
     if !o.permitted {
         // Replace a stale statement (e.g. for another rule ARN) rather than fail on the id.
-        let _ = c
+        match c
             .lambda
             .remove_permission()
             .function_name(name)
             .statement_id(PERMISSION_ID)
             .send()
-            .await;
-        c.lambda
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_code(&e, codes::LAMBDA_NOT_FOUND) => {}
+            Err(e) => return Err(PieceError::aws(&p, "replacing the invoke permission of", e)),
+        }
+        match c
+            .lambda
             .add_permission()
             .function_name(name)
             .statement_id(PERMISSION_ID)
@@ -219,7 +225,13 @@ pub async fn ensure(
             .source_arn(&rule_arn)
             .send()
             .await
-            .map_err(|e| PieceError::aws(&p, "granting the invoke permission of", e))?;
+        {
+            Ok(_) => {}
+            // The statement was removed just above, so one with its id is this call's own,
+            // retried by the SDK after its answer was lost.
+            Err(e) if is_code(&e, codes::LAMBDA_CONFLICT) => {}
+            Err(e) => return Err(PieceError::aws(&p, "granting the invoke permission of", e)),
+        }
     }
     Ok(())
 }
@@ -237,12 +249,12 @@ pub async fn delete(c: &Clients, d: &Desired, f: Function) -> Result<(), PieceEr
         .await
     {
         Ok(_) => {}
-        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) if is_code(&e, codes::EVENTS_NOT_FOUND) => return Ok(()),
         Err(e) => return Err(PieceError::aws(p, "removing the target of", e)),
     }
     match c.events.delete_rule().name(name).send().await {
         Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) if is_code(&e, codes::EVENTS_NOT_FOUND) => Ok(()),
         Err(e) => Err(PieceError::aws(p, "deleting", e)),
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_sns::types::Tag;
 
-use super::{compare_tags, is_not_found, Clients, Desired, Difference, Found, PieceError};
+use super::{codes, compare_tags, is_code, Clients, Desired, Difference, Found, PieceError};
 
 /// What a read finds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -25,7 +25,7 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceErro
     let p = piece(d);
     match c.sns.get_topic_attributes().topic_arn(&arn).send().await {
         Ok(_) => {}
-        Err(e) if is_not_found(&e) => return Ok(Found::Missing),
+        Err(e) if is_code(&e, codes::SNS_NOT_FOUND) => return Ok(Found::Missing),
         Err(e) => return Err(PieceError::aws(p, "reading", e)),
     }
     let mut emails = Vec::new();
@@ -149,12 +149,18 @@ pub async fn ensure(
     for (email, sub_arn) in &o.emails {
         // A pending subscription has no ARN to remove; it lapses unconfirmed after three days.
         if email != &d.alert_email && sub_arn.starts_with("arn:") {
-            c.sns
-                .unsubscribe()
-                .subscription_arn(sub_arn)
-                .send()
-                .await
-                .map_err(|e| PieceError::aws(&p, "removing the old e-mail subscription of", e))?;
+            match c.sns.unsubscribe().subscription_arn(sub_arn).send().await {
+                Ok(_) => {}
+                // Already gone (a retried call whose first answer was lost).
+                Err(e) if is_code(&e, codes::SNS_NOT_FOUND) => {}
+                Err(e) => {
+                    return Err(PieceError::aws(
+                        &p,
+                        "removing the old e-mail subscription of",
+                        e,
+                    ))
+                }
+            }
         }
     }
     Ok(arn)
@@ -164,7 +170,7 @@ pub async fn ensure(
 pub async fn delete(c: &Clients, d: &Desired) -> Result<(), PieceError> {
     match c.sns.delete_topic().topic_arn(d.topic_arn()).send().await {
         Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) if is_code(&e, codes::SNS_NOT_FOUND) => Ok(()),
         Err(e) => Err(PieceError::aws(piece(d), "deleting", e)),
     }
 }

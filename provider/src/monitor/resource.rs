@@ -11,7 +11,7 @@ use super::settings::ProviderSettings;
 use super::stack;
 use super::validate;
 use crate::aws::functions::{Code, Function};
-use crate::aws::{Clients, Desired, PieceError};
+use crate::aws::{Account, Clients, Desired, PieceError};
 use crate::protocol::diag::{AttrPath, Diagnostic, Diagnostics};
 use crate::protocol::schema::Schema;
 use crate::protocol::service::{ApplyRequest, Outcome, PlanRequest, Resource};
@@ -25,8 +25,8 @@ pub struct Configured {
     /// AWS clients, built on first use: validate and plan never load the AWS configuration,
     /// which keeps those provider processes small and quick to start.
     pub clients: tokio::sync::OnceCell<Clients>,
-    /// The account, looked up once on first use.
-    pub account_id: tokio::sync::OnceCell<String>,
+    /// The account and its partition, looked up once on first use.
+    pub account: tokio::sync::OnceCell<Account>,
 }
 
 impl Configured {
@@ -35,7 +35,7 @@ impl Configured {
         Configured {
             settings,
             clients: tokio::sync::OnceCell::new(),
-            account_id: tokio::sync::OnceCell::new(),
+            account: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -78,8 +78,8 @@ impl ComplianceMonitor {
         let cfg = self.configured()?;
         let clients = cfg.clients().await?;
         let account = cfg
-            .account_id
-            .get_or_try_init(|| clients.account_id())
+            .account
+            .get_or_try_init(|| clients.account())
             .await
             .map_err(piece_error)?;
         Ok((
@@ -113,7 +113,7 @@ pub fn desired_from(
     v: &Value,
     settings: &ProviderSettings,
     region: &str,
-    account_id: &str,
+    account: &Account,
 ) -> Desired {
     let suffix = text(v, "environment_suffix");
     let mut tags: BTreeMap<String, String> = settings.default_tags.clone();
@@ -126,7 +126,8 @@ pub fn desired_from(
     tags.extend(own_tags(&suffix));
     Desired {
         names: StackNames::new(&suffix),
-        account_id: account_id.to_string(),
+        account_id: account.id.clone(),
+        partition: account.partition.clone(),
         region: region.to_string(),
         alert_email: text(v, "alert_email"),
         required_tags: v
@@ -461,7 +462,7 @@ impl Resource for ComplianceMonitor {
                 Err(diags) => return with_error(req.prior, diags),
             };
             tracing::info!(stack = %d.names.suffix, "deleting the stack");
-            return match stack::delete(clients, &d).await {
+            return match stack::delete(clients, &d, &cancel).await {
                 Ok(kept) => Outcome {
                     diagnostics: Diagnostics(
                         kept.into_iter()
@@ -640,7 +641,12 @@ mod tests {
             .into(),
             ..ProviderSettings::default()
         };
-        let d = desired_from(&v, &settings, "eu-west-1", "111122223333");
+        let d = desired_from(
+            &v,
+            &settings,
+            "eu-west-1",
+            &Account::new("111122223333", "aws"),
+        );
         assert_eq!(
             d.tags.get("Project").map(String::as_str),
             Some("mine"),

@@ -78,11 +78,7 @@ impl Observed {
     }
 }
 
-/// True when `tags` mark a piece as part of the stack `suffix` (every piece the stack creates
-/// carries `ComplianceStack = <suffix>`).
-pub fn owned(tags: &std::collections::BTreeMap<String, String>, suffix: &str) -> bool {
-    tags.get("ComplianceStack").map(String::as_str) == Some(suffix)
-}
+pub use crate::aws::owned;
 
 /// On create, a piece that already exists but is not the stack's is a name taken: adopting it
 /// would put someone else's resource under this stack (and destroy would delete it). Import
@@ -95,15 +91,9 @@ fn claim<T>(
     creating: bool,
 ) -> Result<(), PieceError> {
     match found {
-        Found::Present(o) if creating && !owned(tags(o), &d.names.suffix) => Err(PieceError::new(
-            piece,
-            "creating",
-            format!(
-                "the name is taken: it exists but is not tagged ComplianceStack = {:?}. Choose another \
-                 environment_suffix, delete it, or import the stack if it is one",
-                d.names.suffix
-            ),
-        )),
+        Found::Present(o) if creating && !owned(tags(o), &d.names.suffix) => {
+            Err(crate::aws::name_taken(&piece, &d.names.suffix))
+        }
         _ => Ok(()),
     }
 }
@@ -275,7 +265,7 @@ pub async fn ensure(
                 format!("Lambda function {}", f.name(d)),
                 creating,
             )?;
-            functions::ensure(c, d, *f, code, &o.functions[i]).await
+            functions::ensure(c, d, *f, code, &o.functions[i], cancel).await
         },
     ))
     .await;
@@ -304,7 +294,15 @@ pub async fn ensure(
 /// Deletes every piece of the stack, dependents first. Pieces already gone are not errors;
 /// pieces that exist but are not the stack's (a name that was taken when a create failed) are
 /// left alone and returned, so the caller can say so.
-pub async fn delete(c: &Clients, d: &Desired) -> Result<Vec<String>, PieceError> {
+///
+/// The bucket is emptied before anything is deleted: emptying is the one step that can fail
+/// for what the bucket holds (Object Lock, a denying policy), and then the stack is left whole
+/// and working, not half gone.
+pub async fn delete(
+    c: &Clients,
+    d: &Desired,
+    cancel: &CancellationToken,
+) -> Result<Vec<String>, PieceError> {
     let o = read(c, d).await?;
     let mut kept = Vec::new();
     let mut mine =
@@ -365,6 +363,9 @@ pub async fn delete(c: &Clients, d: &Desired) -> Result<Vec<String>, PieceError>
             format!("log group {}", n.reporter_log_group),
         ),
     ];
+    if del_bucket {
+        bucket::empty(c, d, cancel).await?;
+    }
     async fn when(
         yes: bool,
         f: impl std::future::Future<Output = Result<(), PieceError>>,
@@ -378,7 +379,7 @@ pub async fn delete(c: &Clients, d: &Desired) -> Result<Vec<String>, PieceError>
     let (s0, s1, a, dash) = futures::join!(
         when(del_schedule[0], schedules::delete(c, d, Function::Scanner)),
         when(del_schedule[1], schedules::delete(c, d, Function::Reporter)),
-        alarms::delete(c, d),
+        alarms::delete(c, &o.alarms),
         dashboard::delete(c, d),
     );
     s0?;
@@ -393,10 +394,10 @@ pub async fn delete(c: &Clients, d: &Desired) -> Result<Vec<String>, PieceError>
     )
     .await?;
     let (b, t, r0, r1, l0, l1) = futures::join!(
-        when(del_bucket, bucket::delete(c, d)),
+        when(del_bucket, bucket::delete(c, d, cancel)),
         when(del_topic, topic::delete(c, d)),
-        when(del_role[0], roles::delete(c, d, Role::Scanner)),
-        when(del_role[1], roles::delete(c, d, Role::Reporter)),
+        when(del_role[0], roles::delete(c, d, Role::Scanner, cancel)),
+        when(del_role[1], roles::delete(c, d, Role::Reporter, cancel)),
         when(del_group[0], log_groups::delete(c, &n.scanner_log_group)),
         when(del_group[1], log_groups::delete(c, &n.reporter_log_group)),
     );
