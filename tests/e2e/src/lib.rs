@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
-use test_support::{install_mirror, provider_bin, terraform};
+use test_support::{install_mirror, provider_bin, terraform, Moto};
 
 /// The `terraform { required_providers }` block every test configuration starts with.
 pub const REQUIRED_PROVIDERS: &str = r#"terraform {
@@ -113,4 +113,75 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// The AWS a test's Terraform runs against: moto alone, or moto behind the fidelity proxy that
+/// makes it behave as AWS does (propagation delays, Lambda states, throttling, lost answers).
+/// The test's own SDK calls (checks, changes made outside Terraform) go to moto directly, so
+/// they neither meet the faults nor count in the proxy's counters.
+pub struct Aws {
+    /// The emulator.
+    pub moto: Moto,
+    /// The proxy in front of it, if any.
+    pub proxy: Option<test_support::fidelity::FidelityProxy>,
+}
+
+impl Aws {
+    /// moto over TLS, as the plain tests have always run.
+    pub fn plain() -> Aws {
+        Aws {
+            moto: Moto::start_tls(),
+            proxy: None,
+        }
+    }
+
+    /// moto over TLS behind the proxy with `config`.
+    pub fn behind(config: test_support::fidelity::Fidelity) -> Aws {
+        let moto = Moto::start_tls();
+        let proxy = test_support::fidelity::FidelityProxy::start(&moto, config);
+        Aws {
+            moto,
+            proxy: Some(proxy),
+        }
+    }
+
+    /// The endpoint Terraform's provider is given.
+    pub fn endpoint(&self) -> String {
+        self.proxy
+            .as_ref()
+            .map_or_else(|| self.moto.endpoint(), |p| p.endpoint())
+    }
+
+    /// The environment Terraform runs with.
+    pub fn aws_env(&self) -> Vec<(String, String)> {
+        self.proxy
+            .as_ref()
+            .map_or_else(|| self.moto.aws_env(), |p| p.aws_env())
+    }
+
+    /// The proxy's counters (empty without a proxy).
+    pub fn counters(&self) -> test_support::fidelity::Counters {
+        self.proxy
+            .as_ref()
+            .map(|p| p.counters())
+            .unwrap_or_default()
+    }
+
+    /// Asserts the run met what the realistic proxy injects, so it cannot have passed by never
+    /// meeting it: roles Lambda refused while IAM propagated, functions read while Pending or
+    /// InProgress, throttled calls; and that the provider, by waiting, never sent an update that
+    /// Lambda refused as overlapping (409).
+    pub fn assert_met_aws_behaviour(&self) {
+        let c = self.counters();
+        assert!(
+            c.role_not_ready > 0,
+            "no IAM propagation refusal met: {c:?}"
+        );
+        assert!(
+            c.lambda_not_ready_reads > 0,
+            "no Pending/InProgress function met: {c:?}"
+        );
+        assert!(c.total_throttled() > 0, "no throttling met: {c:?}");
+        assert_eq!(c.lambda_conflicts, 0, "an update overlapped another: {c:?}");
+    }
 }

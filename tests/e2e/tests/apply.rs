@@ -5,23 +5,33 @@
 mod common;
 
 use common::{s3, sdk};
-use e2e::{text, Workdir, REQUIRED_PROVIDERS};
+use e2e::{text, Aws, Workdir, REQUIRED_PROVIDERS};
 use serde_json::Value;
 use terraform_provider_compliance::code;
+use test_support::fidelity::Fidelity;
 use test_support::Moto;
 
-fn config(moto: &Moto, suffix: &str, body: &str) -> String {
+/// The proxy's seed: its throttling and lost answers fall the same way run after run (as far as
+/// concurrency lets them).
+const SEED: u64 = 20261128;
+
+fn config(aws: &Aws, suffix: &str, body: &str) -> String {
     format!(
         "{REQUIRED_PROVIDERS}\nprovider \"compliance\" {{\n  region = \"us-east-1\"\n  endpoint_url = \"{}\"\n  \
          default_tags = {{ Project = \"e2e\" }}\n}}\n\nresource \"compliance_monitor\" \"this\" {{\n  \
          environment_suffix = \"{suffix}\"\n{body}\n}}\n\noutput \"topic_arn\" {{\n  value = compliance_monitor.this.topic_arn\n}}\n",
-        moto.endpoint()
+        aws.endpoint()
     )
 }
 
-fn workdir(moto: &Moto, name: &str, main_tf: &str) -> Workdir {
-    let mut w = Workdir::new(name, main_tf);
-    w.env = moto.aws_env();
+fn workdir(aws: &Aws, name: &str, main_tf: &str) -> Workdir {
+    // A test runs plain and through the proxy at the same time: each needs its own folder.
+    let name = match &aws.proxy {
+        Some(_) => format!("{name}-proxied"),
+        None => name.to_string(),
+    };
+    let mut w = Workdir::new(&name, main_tf);
+    w.env = aws.aws_env();
     w.init();
     w
 }
@@ -170,12 +180,24 @@ async fn assert_present(moto: &Moto, suffix: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_update_drift_and_destroy() {
-    let moto = Moto::start_tls();
+    apply_update_drift_and_destroy_on(&Aws::plain()).await;
+}
+
+/// The same through the proxy that makes moto behave as AWS does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_update_drift_and_destroy_like_aws() {
+    let aws = Aws::behind(Fidelity::realistic(SEED));
+    apply_update_drift_and_destroy_on(&aws).await;
+    aws.assert_met_aws_behaviour();
+}
+
+async fn apply_update_drift_and_destroy_on(aws: &Aws) {
+    let moto = &aws.moto;
     let s = "e2e";
-    let w = workdir(&moto, "apply", &config(&moto, s, ""));
+    let w = workdir(aws, "apply", &config(aws, s, ""));
     let out = apply(&w);
     assert!(out.contains("Apply complete! Resources: 1 added"), "{out}");
-    assert_present(&moto, s).await;
+    assert_present(moto, s).await;
     let st = state_attrs(&w);
     assert_eq!(
         st["topic_arn"],
@@ -188,7 +210,7 @@ async fn apply_update_drift_and_destroy() {
     assert_eq!(st["drift"], serde_json::json!([]));
     assert_no_changes(&w, "after create");
 
-    let cfg = sdk(&moto).await;
+    let cfg = sdk(moto).await;
     let lambda = aws_sdk_lambda::Client::new(&cfg);
     let f = lambda
         .get_function()
@@ -237,9 +259,19 @@ async fn apply_update_drift_and_destroy() {
         Some("e2e")
     );
 
+    // Settings and code change together (a provider upgrade with a memory change): here the
+    // scanner runs other code, put there outside Terraform, so the update must replace both.
+    // On AWS the code update is refused while the configuration update is in progress.
+    lambda
+        .update_function_code()
+        .function_name("compliance-scanner-e2e")
+        .zip_file(aws_sdk_lambda::primitives::Blob::new(code::reporter().zip))
+        .send()
+        .await
+        .expect("other code");
     // Updates in place.
     w.write(&config(
-        &moto,
+        aws,
         s,
         "  lambda_memory_mb = 512\n  lambda_timeout_seconds = 120\n  log_retention_days = 7\n  \
          scan_schedule = \"rate(12 hours)\"\n  alert_email = \"secops@example.com\"\n  required_tags = [\"Owner\"]",
@@ -261,6 +293,11 @@ async fn apply_update_drift_and_destroy() {
     let conf = conf.configuration().expect("configuration");
     assert_eq!(conf.memory_size(), Some(512));
     assert_eq!(conf.timeout(), Some(120));
+    assert_eq!(
+        conf.code_sha256(),
+        Some(code::scanner().sha256_base64.as_str()),
+        "the scanner's own code is back"
+    );
     let cw = aws_sdk_cloudwatch::Client::new(&cfg);
     let alarms = cw
         .describe_alarms()
@@ -347,24 +384,36 @@ async fn apply_update_drift_and_destroy() {
         out.contains("Destroy complete! Resources: 1 destroyed"),
         "{out}"
     );
-    assert_swept(&moto, s).await;
+    assert_swept(moto, s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suffix_change_replaces_and_import_adopts() {
-    let moto = Moto::start_tls();
+    suffix_change_replaces_and_import_adopts_on(&Aws::plain()).await;
+}
+
+/// The same through the proxy that makes moto behave as AWS does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suffix_change_replaces_and_import_adopts_like_aws() {
+    let aws = Aws::behind(Fidelity::realistic(SEED));
+    suffix_change_replaces_and_import_adopts_on(&aws).await;
+    aws.assert_met_aws_behaviour();
+}
+
+async fn suffix_change_replaces_and_import_adopts_on(aws: &Aws) {
+    let moto = &aws.moto;
     let w = workdir(
-        &moto,
+        aws,
         "replace",
         &config(
-            &moto,
+            aws,
             "one",
             "  log_retention_days = 14\n  tags = { Team = \"platform\" }",
         ),
     );
     apply(&w);
     w.write(&config(
-        &moto,
+        aws,
         "two",
         "  log_retention_days = 14\n  tags = { Team = \"platform\" }",
     ));
@@ -374,8 +423,8 @@ async fn suffix_change_replaces_and_import_adopts() {
         "{plan}"
     );
     apply(&w);
-    assert_swept(&moto, "one").await;
-    assert_present(&moto, "two").await;
+    assert_swept(moto, "one").await;
+    assert_present(moto, "two").await;
 
     // Import: forget the stack, adopt it by its suffix, and plan nothing.
     w.ok(&["state", "rm", "compliance_monitor.this"]);
@@ -396,13 +445,25 @@ async fn suffix_change_replaces_and_import_adopts() {
     );
 
     w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
-    assert_swept(&moto, "two").await;
+    assert_swept(moto, "two").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it() {
-    let moto = Moto::start_tls();
-    let cfg = sdk(&moto).await;
+    a_failed_apply_keeps_what_it_made_and_destroy_removes_it_on(&Aws::plain()).await;
+}
+
+/// The same through the proxy that makes moto behave as AWS does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it_like_aws() {
+    let aws = Aws::behind(Fidelity::realistic(SEED));
+    a_failed_apply_keeps_what_it_made_and_destroy_removes_it_on(&aws).await;
+    aws.assert_met_aws_behaviour();
+}
+
+async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it_on(aws: &Aws) {
+    let moto = &aws.moto;
+    let cfg = sdk(moto).await;
     let s3 = s3(&cfg);
     // Someone else's bucket holds the name the stack needs.
     s3.create_bucket()
@@ -410,7 +471,7 @@ async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it() {
         .send()
         .await
         .expect("foreign bucket");
-    let w = workdir(&moto, "taken", &config(&moto, "taken", ""));
+    let w = workdir(aws, "taken", &config(aws, "taken", ""));
     let out = w.run(&["apply", "-auto-approve", "-no-color", "-input=false"]);
     let out_text = text(&out);
     assert!(!out.status.success(), "apply must fail:\n{out_text}");
@@ -421,7 +482,7 @@ async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it() {
     // What was made is in the state, so Terraform knows about it.
     let list = w.ok(&["state", "list"]);
     assert!(list.contains("compliance_monitor.this"), "{list}");
-    let made = pieces(&moto, "taken").await;
+    let made = pieces(moto, "taken").await;
     assert!(
         made.iter().any(|p| p.starts_with("topic ")),
         "the topic was created concurrently: {made:?}"
@@ -433,7 +494,7 @@ async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it() {
         out.contains("Left bucket compliance-results-taken in place"),
         "{out}"
     );
-    assert_swept_except(&moto, "taken", &["bucket compliance-results-taken"]).await;
+    assert_swept_except(moto, "taken", &["bucket compliance-results-taken"]).await;
     s3.head_bucket()
         .bucket("compliance-results-taken")
         .send()
@@ -456,7 +517,7 @@ async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it() {
     );
     assert_no_changes(&w, "after the second apply");
     w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
-    assert_swept(&moto, "taken").await;
+    assert_swept(moto, "taken").await;
 }
 
 /// Tags of every tagged kind of piece, keyed by piece, as the services report them.
@@ -559,11 +620,26 @@ async fn tags_by_piece(cfg: &aws_config::SdkConfig, suffix: &str) -> Vec<(String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place() {
-    let moto = Moto::start_tls();
+    updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place_on(&Aws::plain())
+        .await;
+}
+
+/// The same through the proxy that makes moto behave as AWS does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place_like_aws() {
+    let aws = Aws::behind(Fidelity::realistic(SEED));
+    updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place_on(&aws).await;
+    aws.assert_met_aws_behaviour();
+}
+
+async fn updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place_on(
+    aws: &Aws,
+) {
+    let moto = &aws.moto;
     let s = "upd";
-    let w = workdir(&moto, "update", &config(&moto, s, ""));
+    let w = workdir(aws, "update", &config(aws, s, ""));
     apply(&w);
-    let cfg = sdk(&moto).await;
+    let cfg = sdk(moto).await;
     for (piece, tags) in tags_by_piece(&cfg, s).await {
         assert!(
             tags.contains(&"Project=e2e".to_string())
@@ -574,7 +650,7 @@ async fn updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_
     }
 
     w.write(&config(
-        &moto,
+        aws,
         s,
         "  tags = { Team = \"secops\" }\n  glacier_transition_days = 30\n  \
          exempt_tag_key = \"SkipCompliance\"\n  restricted_ports = [22, 3389]\n  \
@@ -639,7 +715,7 @@ async fn updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_
     assert_eq!(rule.schedule_expression(), Some("cron(0 6 * * ? *)"));
 
     // Removing the user's tag removes it from every piece; the stack's own tags stay.
-    w.write(&config(&moto, s, "  tags = {}"));
+    w.write(&config(aws, s, "  tags = {}"));
     apply(&w);
     assert_no_changes(&w, "after dropping the tag");
     for (piece, tags) in tags_by_piece(&cfg, s).await {
@@ -686,5 +762,92 @@ async fn updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_
         "{versions:?}"
     );
     w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
-    assert_swept(&moto, s).await;
+    assert_swept(moto, s).await;
+}
+
+/// A destroy whose bucket holds a version S3 will not delete (Object Lock, a denying policy):
+/// DeleteObjects answers 200 with a per-key error. The destroy fails in bounded time naming the
+/// key and the code, before anything else is deleted, and the resource stays in the state; once
+/// the version can go, destroy finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroy_that_cannot_empty_the_bucket_fails_naming_the_key_and_keeps_the_stack() {
+    let aws = Aws::behind(Fidelity {
+        undeletable_prefixes: vec!["scans/2026/11/27/locked".into()],
+        ..Fidelity::default()
+    });
+    let moto = &aws.moto;
+    let s = "locked";
+    let w = workdir(&aws, "locked", &config(&aws, s, ""));
+    apply(&w);
+    let cfg = sdk(moto).await;
+    let s3 = s3(&cfg);
+    let bucket = format!("compliance-results-{s}");
+    // moto mis-evaluates the TLS-only Deny policy and refuses the writes: lift it for them.
+    s3.delete_bucket_policy()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("lift policy");
+    for key in [
+        "scans/2026/11/27/a.json",
+        "scans/2026/11/27/locked.json",
+        "scans/2026/11/27/b.json",
+    ] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(b"{}".to_vec().into())
+            .send()
+            .await
+            .expect("put result");
+    }
+    let start = std::time::Instant::now();
+    let out = w.run(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    let out_text = text(&out);
+    assert!(!out.status.success(), "destroy must fail:\n{out_text}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(120),
+        "destroy gave up in {:?}",
+        start.elapsed()
+    );
+    assert!(
+        out_text.contains(&format!("bucket {bucket}"))
+            && out_text.contains("scans/2026/11/27/locked.json")
+            && out_text.contains("AccessDenied"),
+        "the error names the bucket, the key and the code:\n{out_text}"
+    );
+    assert!(aws.counters().undeletable > 0, "{:?}", aws.counters());
+    let list = w.ok(&["state", "list"]);
+    assert!(list.contains("compliance_monitor.this"), "{list}");
+    // Emptying comes first: the stack is whole, not half destroyed.
+    assert_present(moto, s).await;
+
+    // Once the version can be deleted, destroy finishes.
+    aws.proxy.as_ref().expect("proxy").set(Fidelity::default());
+    w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    assert_swept(moto, s).await;
+}
+
+/// Answers lost on the way back after AWS served the request (a timeout, a dropped connection):
+/// the SDK retries and meets "already exists" on a create or "not found" on a delete. Creates
+/// and deletes are idempotent, so applies and destroys succeed without a second run by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_are_retried_and_every_step_is_idempotent() {
+    let aws = Aws::behind(Fidelity {
+        seed: SEED,
+        drop_answers: 0.06,
+        ..Fidelity::default()
+    });
+    let moto = &aws.moto;
+    let s = "lost";
+    let w = workdir(&aws, "lost", &config(&aws, s, ""));
+    for round in 0..2 {
+        apply(&w);
+        assert_present(moto, s).await;
+        assert_no_changes(&w, &format!("round {round}, after apply"));
+        w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+        assert_swept(moto, s).await;
+    }
+    let c = aws.counters();
+    assert!(c.dropped > 0, "no answer was dropped: {c:?}");
 }
