@@ -23,10 +23,7 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime};
 use tokio_util::io::SyncIoBridge;
 
-// The scanner's retry settings, compiled here from the same file: one definition for both
-// functions without depending on the scanner crate and its EC2/CloudWatch/STS clients.
-#[path = "../../scanner/src/retry.rs"]
-pub mod retry;
+pub use compliance_retry as retry;
 
 /// Where the reporter reads and writes, and whom it tells.
 #[derive(Debug, Clone, PartialEq, Eq)]

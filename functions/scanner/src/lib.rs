@@ -10,7 +10,7 @@ pub mod calls;
 pub mod config;
 pub mod fetch;
 pub mod outputs;
-pub mod retry;
+pub use compliance_retry as retry;
 pub mod run;
 
 use std::process::ExitCode;

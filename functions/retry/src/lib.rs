@@ -1,8 +1,8 @@
 //! How both functions' AWS clients retry: the SDK's standard mode (exponential backoff with jitter
 //! on throttling, 5xx answers and dropped connections), a bounded number of attempts per call.
 //!
-//! The reporter compiles this same file (`#[path]`), so the two functions cannot drift apart, and
-//! the reporter does not take the scanner's EC2, CloudWatch and STS clients as dependencies.
+//! A crate of its own, so the two functions cannot drift apart and the reporter does not take the
+//! scanner's EC2, CloudWatch and STS clients as dependencies.
 
 use std::str::FromStr;
 use std::time::Duration;
