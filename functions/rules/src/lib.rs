@@ -3,6 +3,7 @@
 //! This crate holds no AWS client: the scanner and reporter binaries fetch data, and everything they
 //! decide is decided here, so every rule is a fast unit test.
 
+pub mod contract;
 pub mod groups;
 pub mod input;
 pub mod report;

@@ -2,16 +2,10 @@
 
 use crate::result::ScanSettings;
 
-/// Required tag keys when none are configured.
-pub const DEFAULT_REQUIRED_TAGS: [&str; 3] = ["Environment", "Owner", "CostCenter"];
-
-/// Ports that must not be open to the world when none are configured.
-pub const DEFAULT_RESTRICTED_PORTS: [u16; 16] = [
-    20, 21, 22, 23, 25, 445, 1433, 1521, 3306, 3389, 5432, 5900, 6379, 9200, 11211, 27017,
-];
-
-/// Tag key that exempts an instance when none is configured.
-pub const DEFAULT_EXEMPT_TAG_KEY: &str = "ComplianceExempt";
+// The defaults are part of the provider's contract with the functions, so they live there.
+pub use crate::contract::{
+    DEFAULT_EXEMPT_TAG_KEY, DEFAULT_REQUIRED_TAGS, DEFAULT_RESTRICTED_PORTS,
+};
 
 impl Default for ScanSettings {
     fn default() -> Self {
@@ -27,20 +21,28 @@ impl Default for ScanSettings {
 }
 
 impl ScanSettings {
-    /// The settings in canonical form: blank and duplicate tag keys dropped (first one kept, so the
-    /// configured order is the order of `missing_tags`), ports sorted and deduplicated.
-    pub fn normalized(mut self) -> Self {
+    /// The settings as a scan applies them: empty and duplicate tag keys dropped (the first one
+    /// kept, so the configured order is the order of `missing_tags`), ports sorted and
+    /// deduplicated. Keys are otherwise kept as given: EC2 allows surrounding spaces in a key.
+    pub fn canonical(mut self) -> Self {
         let mut seen = std::collections::HashSet::new();
+        self.required_tags
+            .retain(|k| !k.is_empty() && seen.insert(k.clone()));
+        self.restricted_ports.sort_unstable();
+        self.restricted_ports.dedup();
+        self
+    }
+
+    /// [`canonical`](Self::canonical) after trimming every key, for settings typed by hand:
+    /// blank keys are dropped too.
+    pub fn normalized(mut self) -> Self {
         self.required_tags = self
             .required_tags
             .into_iter()
             .map(|k| k.trim().to_string())
-            .filter(|k| !k.is_empty() && seen.insert(k.clone()))
             .collect();
-        self.restricted_ports.sort_unstable();
-        self.restricted_ports.dedup();
         self.exempt_tag_key = self.exempt_tag_key.trim().to_string();
-        self
+        self.canonical()
     }
 }
 
@@ -68,5 +70,18 @@ mod tests {
         assert_eq!(s.required_tags, ["Owner", "Team"]);
         assert_eq!(s.restricted_ports, [22, 3389]);
         assert_eq!(s.exempt_tag_key, "Skip");
+    }
+
+    #[test]
+    fn canonical_keeps_keys_as_given() {
+        let s = ScanSettings {
+            required_tags: vec![" Owner".into(), "".into(), "Team".into(), " Owner".into()],
+            restricted_ports: vec![3389, 22, 22],
+            exempt_tag_key: " Skip ".into(),
+        }
+        .canonical();
+        assert_eq!(s.required_tags, [" Owner", "Team"]);
+        assert_eq!(s.restricted_ports, [22, 3389]);
+        assert_eq!(s.exempt_tag_key, " Skip ");
     }
 }

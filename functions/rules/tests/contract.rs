@@ -1,0 +1,138 @@
+//! Property tests of the provider-functions contract: whatever valid configuration the provider
+//! renders, the functions read back the configured settings, and the import the configured values.
+
+use std::collections::BTreeMap;
+
+use compliance_rules::contract::{
+    decode_ports, decode_rules, decode_strings, encode_ports, encode_strings, environment_size,
+    ReporterSettings, ScannerSettings, REQUIRED_TAGS, RESTRICTED_PORTS, SCANNER_VARIABLES,
+};
+use compliance_rules::result::ScanSettings;
+use proptest::prelude::*;
+
+/// A tag key the provider accepts: 1 to 128 characters, not blank, not `aws:`. EC2 allows any
+/// character, so the awkward ones (commas, brackets, quotes, outer spaces, non-ASCII) come often.
+fn arb_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Za-z][A-Za-z0-9]{0,12}",
+        "[ ,\\[\\]\"\\\\:/=+@_.a-zA-Z0-9-]{1,16}",
+        "\\PC{1,12}",
+        "[ \t]{0,2}[a-zA-Zé,]{1,6}[ \t]{0,2}",
+    ]
+    .prop_filter("a key is not blank or reserved", |k| {
+        !k.trim().is_empty()
+            && k.chars().count() <= 128
+            && !k.to_ascii_lowercase().starts_with("aws:")
+    })
+}
+
+/// Distinct keys in the configured order (the provider refuses duplicates).
+fn arb_keys(min: usize) -> impl Strategy<Value = Vec<String>> {
+    proptest::collection::vec(arb_key(), min..10).prop_map(|keys| {
+        let mut seen = std::collections::HashSet::new();
+        keys.into_iter()
+            .filter(|k| seen.insert(k.clone()))
+            .collect()
+    })
+}
+
+/// Distinct ports in the configured order; the empty list included.
+fn arb_ports() -> impl Strategy<Value = Vec<u16>> {
+    proptest::collection::vec(any::<u16>(), 0..20).prop_map(|ports| {
+        let mut seen = std::collections::HashSet::new();
+        ports.into_iter().filter(|p| seen.insert(*p)).collect()
+    })
+}
+
+/// A configuration the provider's validation accepts (required tags not empty).
+fn arb_scanner() -> impl Strategy<Value = ScannerSettings> {
+    (
+        arb_keys(1),
+        arb_ports(),
+        arb_key(),
+        "[a-z0-9][a-z0-9-]{0,20}[a-z0-9]",
+        prop_oneof!["us-east-1", "eu-west-1", "ap-southeast-2", "cn-north-1"],
+        proptest::option::of("arn:aws:sns:us-east-1:[0-9]{12}:[a-zA-Z0-9_-]{1,40}"),
+    )
+        .prop_map(
+            |(tags, ports, exempt, suffix, region, topic)| ScannerSettings {
+                bucket: format!("compliance-results-{suffix}"),
+                topic_arn: topic,
+                rules: ScanSettings {
+                    required_tags: tags,
+                    restricted_ports: ports,
+                    exempt_tag_key: exempt,
+                },
+                regions: vec![region],
+                metric_namespace: "ComplianceMonitoring".into(),
+                stack: suffix,
+            },
+        )
+}
+
+fn lookup(env: &BTreeMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
+    move |k: &str| env.get(k).cloned()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The scanner applies exactly the configured settings: the same keys in the same order,
+    /// the same exempt key, the same ports (sorted, as the scan result records them).
+    #[test]
+    fn the_scanner_parses_the_configured_settings(configured in arb_scanner()) {
+        let env = configured.render();
+        let parsed = ScannerSettings::from_vars(lookup(&env), None).unwrap();
+        let mut expected = configured.clone();
+        expected.rules.restricted_ports.sort_unstable();
+        prop_assert_eq!(parsed, expected);
+        for name in env.keys() {
+            prop_assert!(SCANNER_VARIABLES.contains(&name.as_str()), "{}", name);
+        }
+    }
+
+    /// Import reads back the configured values in the configured order, so the next plan is empty.
+    #[test]
+    fn import_reads_back_the_configured_rules(configured in arb_scanner()) {
+        let env = configured.render();
+        prop_assert_eq!(decode_rules(lookup(&env)).unwrap(), configured.rules);
+    }
+
+    /// Any list of strings survives the trip, blank and empty items included.
+    #[test]
+    fn string_lists_are_lossless(items in proptest::collection::vec(any::<String>(), 0..6)) {
+        let text = encode_strings(&items);
+        prop_assert_eq!(decode_strings(REQUIRED_TAGS, &text).unwrap(), Some(items));
+    }
+
+    /// Any list of ports survives the trip, the empty one included.
+    #[test]
+    fn port_lists_are_lossless(ports in proptest::collection::vec(any::<u16>(), 0..20)) {
+        let text = encode_ports(&ports);
+        prop_assert_eq!(decode_ports(RESTRICTED_PORTS, &text).unwrap(), Some(ports));
+    }
+
+    /// The reporter reads back its settings.
+    #[test]
+    fn the_reporter_parses_the_configured_settings(configured in arb_scanner()) {
+        let reporter = ReporterSettings {
+            bucket: configured.bucket.clone(),
+            topic_arn: configured.topic_arn.clone(),
+            stack: Some(configured.stack.clone()),
+        };
+        let env = reporter.render();
+        prop_assert_eq!(ReporterSettings::from_vars(lookup(&env)).unwrap(), reporter);
+    }
+
+    /// The size the provider checks grows with every byte of a key, so a configuration over
+    /// Lambda's limit is seen as such.
+    #[test]
+    fn size_counts_every_key(configured in arb_scanner(), extra in arb_key()) {
+        let before = environment_size(&configured.render());
+        let mut more = configured.clone();
+        if !more.rules.required_tags.contains(&extra) {
+            more.rules.required_tags.push(extra.clone());
+            prop_assert!(environment_size(&more.render()) > before + extra.len());
+        }
+    }
+}
