@@ -3,13 +3,9 @@
 // The AWS SDK's nested futures make the entry future deeper than rustc's default limit.
 #![recursion_limit = "256"]
 
+use std::process::ExitCode;
+
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match compliance_reporter::main_entry().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("compliance-reporter: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+async fn main() -> ExitCode {
+    compliance_reporter::main_entry().await
 }

@@ -22,6 +22,18 @@ impl CallCounter {
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
     }
+
+    /// The counts made after `before` (an earlier [`snapshot`](Self::snapshot)).
+    pub fn since(&self, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+        self.snapshot()
+            .into_iter()
+            .map(|(k, n)| {
+                let earlier = before.get(&k).copied().unwrap_or(0);
+                (k, n.saturating_sub(earlier))
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
 }
 
 impl Intercept for CallCounter {
@@ -43,5 +55,35 @@ impl Intercept for CallCounter {
             *counts.entry(key).or_default() += 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_counts_only_the_later_calls() {
+        let counter = CallCounter::default();
+        let bump = |key: &str, n: u64| {
+            *counter
+                .counts
+                .lock()
+                .unwrap()
+                .entry(key.to_string())
+                .or_default() += n;
+        };
+        bump("EC2:DescribeInstances", 2);
+        bump("STS:GetCallerIdentity", 1);
+        let before = counter.snapshot();
+        bump("EC2:DescribeInstances", 1);
+        bump("S3:PutObject", 1);
+        assert_eq!(
+            counter.since(&before),
+            BTreeMap::from([
+                ("EC2:DescribeInstances".to_string(), 1),
+                ("S3:PutObject".to_string(), 1)
+            ])
+        );
     }
 }

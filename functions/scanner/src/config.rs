@@ -1,128 +1,80 @@
 //! The scanner's settings: the same names as flags (`--bucket-name`) or environment variables
-//! (`BUCKET_NAME`), so a local run and the Lambda function read one definition.
+//! (`BUCKET_NAME`), so a local run and the Lambda function read one definition. The names, their
+//! encoding and the defaults are the rules crate's [`contract`].
 
-use anyhow::{bail, Context};
 use clap::Args;
-use compliance_rules::result::ScanSettings;
+use compliance_rules::contract::{self, ContractError, ScannerSettings};
 
-/// Metric namespace when `METRIC_NAMESPACE` is not set.
-pub const DEFAULT_METRIC_NAMESPACE: &str = "ComplianceMonitoring";
+pub use compliance_rules::contract::{DEFAULT_METRIC_NAMESPACE, DEFAULT_STACK_NAME};
 
-/// Stack name when `STACK_NAME` is not set (a local run outside any stack).
-pub const DEFAULT_STACK_NAME: &str = "local";
+/// Validated settings of one scan.
+pub type Config = ScannerSettings;
 
 /// The scan's settings as given on the command line or in the environment. Lists are
-/// comma-separated; an empty value means the default.
+/// comma-separated or a JSON array (what the provider writes when a key holds a comma); an unset
+/// or blank value means the default, `[]` an empty list.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ScanArgs {
     /// Bucket that receives the scan result.
-    #[arg(long, env = "BUCKET_NAME")]
+    #[arg(long, env = contract::BUCKET_NAME)]
     pub bucket_name: Option<String>,
     /// SNS topic that receives the alert; without one, no alert is sent.
-    #[arg(long, env = "TOPIC_ARN")]
+    #[arg(long, env = contract::TOPIC_ARN)]
     pub topic_arn: Option<String>,
     /// Required tag keys [default: Environment,Owner,CostCenter].
-    #[arg(long, env = "REQUIRED_TAGS")]
+    #[arg(long, env = contract::REQUIRED_TAGS)]
     pub required_tags: Option<String>,
     /// Ports that must not be open to the world [default: the rules page's list].
-    #[arg(long, env = "RESTRICTED_PORTS")]
+    #[arg(long, env = contract::RESTRICTED_PORTS)]
     pub restricted_ports: Option<String>,
     /// Tag key that exempts an instance when set to `true` [default: ComplianceExempt].
-    #[arg(long, env = "EXEMPT_TAG_KEY")]
+    #[arg(long, env = contract::EXEMPT_TAG_KEY)]
     pub exempt_tag_key: Option<String>,
     /// Regions to scan [default: the configured region, e.g. AWS_REGION].
-    #[arg(long, env = "SCAN_REGIONS")]
+    #[arg(long, env = contract::SCAN_REGIONS)]
     pub scan_regions: Option<String>,
     /// CloudWatch namespace of the metrics [default: ComplianceMonitoring].
-    #[arg(long, env = "METRIC_NAMESPACE")]
+    #[arg(long, env = contract::METRIC_NAMESPACE)]
     pub metric_namespace: Option<String>,
     /// The stack's name: the metrics' `Stack` dimension and the result's `stack` [default: local].
-    #[arg(long, env = "STACK_NAME")]
+    #[arg(long, env = contract::STACK_NAME)]
     pub stack_name: Option<String>,
 }
 
-/// Validated settings of one scan.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// Bucket that receives the scan result.
-    pub bucket: String,
-    /// Topic for the alert, if any.
-    pub topic_arn: Option<String>,
-    /// The rule settings.
-    pub rules: ScanSettings,
-    /// Regions to scan; never empty.
-    pub regions: Vec<String>,
-    /// CloudWatch namespace.
-    pub metric_namespace: String,
-    /// Stack name.
-    pub stack: String,
-}
-
-/// Splits a comma-separated list, trimming items and dropping empty ones.
-pub fn split_list(raw: &str) -> Vec<String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// A set value that is not blank.
-fn non_blank(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+/// The flag that sets a variable (`BUCKET_NAME` is `--bucket-name`): clap names each flag after
+/// its field, and each field after its variable.
+fn flag(variable: &str) -> String {
+    format!("--{}", variable.to_ascii_lowercase().replace('_', "-"))
 }
 
 impl ScanArgs {
+    /// The value given for a variable, by flag or environment.
+    fn var(&self, name: &str) -> Option<String> {
+        let value = match name {
+            contract::BUCKET_NAME => &self.bucket_name,
+            contract::TOPIC_ARN => &self.topic_arn,
+            contract::REQUIRED_TAGS => &self.required_tags,
+            contract::RESTRICTED_PORTS => &self.restricted_ports,
+            contract::EXEMPT_TAG_KEY => &self.exempt_tag_key,
+            contract::SCAN_REGIONS => &self.scan_regions,
+            contract::METRIC_NAMESPACE => &self.metric_namespace,
+            contract::STACK_NAME => &self.stack_name,
+            _ => return None,
+        };
+        value.clone()
+    }
+
     /// Validates the arguments; `default_region` is the SDK's configured region.
     pub fn into_config(self, default_region: Option<&str>) -> anyhow::Result<Config> {
-        let bucket = non_blank(&self.bucket_name)
-            .context("no bucket: set BUCKET_NAME or --bucket-name")?
-            .to_string();
-        let mut rules = ScanSettings::default();
-        if let Some(tags) = non_blank(&self.required_tags) {
-            rules.required_tags = split_list(tags);
-        }
-        if let Some(ports) = non_blank(&self.restricted_ports) {
-            rules.restricted_ports = split_list(ports)
-                .iter()
-                .map(|p| {
-                    p.parse::<u16>()
-                        .with_context(|| format!("RESTRICTED_PORTS: `{p}` is not a port (0-65535)"))
-                })
-                .collect::<anyhow::Result<_>>()?;
-        }
-        if let Some(key) = non_blank(&self.exempt_tag_key) {
-            rules.exempt_tag_key = key.to_string();
-        }
-        let mut regions = match non_blank(&self.scan_regions) {
-            Some(list) => split_list(list),
-            None => default_region
-                .map(|r| vec![r.to_string()])
-                .unwrap_or_default(),
-        };
-        regions.sort();
-        regions.dedup();
-        if regions.is_empty() {
-            bail!("no region to scan: set SCAN_REGIONS, --scan-regions or AWS_REGION");
-        }
-        Ok(Config {
-            bucket,
-            topic_arn: non_blank(&self.topic_arn).map(str::to_string),
-            rules: rules.normalized(),
-            regions,
-            metric_namespace: non_blank(&self.metric_namespace)
-                .unwrap_or(DEFAULT_METRIC_NAMESPACE)
-                .to_string(),
-            stack: non_blank(&self.stack_name)
-                .unwrap_or(DEFAULT_STACK_NAME)
-                .to_string(),
-        })
+        ScannerSettings::from_vars(|name| self.var(name), default_region)
+            .map_err(|e: ContractError| anyhow::anyhow!("{e} (or {})", flag(e.variable)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use compliance_rules::result::ScanSettings;
 
     #[test]
     fn defaults_apply_to_blank_values() {
@@ -155,9 +107,26 @@ mod tests {
     }
 
     #[test]
+    fn lists_may_be_json_and_empty() {
+        let args = ScanArgs {
+            bucket_name: Some("b".into()),
+            required_tags: Some(r#"["Cost, Center"," Owner"]"#.into()),
+            restricted_ports: Some("[]".into()),
+            ..ScanArgs::default()
+        };
+        let c = args.into_config(Some("us-east-1")).unwrap();
+        assert_eq!(c.rules.required_tags, ["Cost, Center", " Owner"]);
+        assert!(c.rules.restricted_ports.is_empty());
+    }
+
+    #[test]
     fn bad_values_are_errors() {
         let no_bucket = ScanArgs::default().into_config(Some("us-east-1"));
-        assert!(no_bucket.unwrap_err().to_string().contains("BUCKET_NAME"));
+        let e = no_bucket.unwrap_err().to_string();
+        assert!(
+            e.contains("BUCKET_NAME") && e.contains("--bucket-name"),
+            "{e}"
+        );
         let bad_port = ScanArgs {
             bucket_name: Some("b".into()),
             restricted_ports: Some("22,ssh".into()),

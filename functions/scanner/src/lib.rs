@@ -10,16 +10,17 @@ pub mod calls;
 pub mod config;
 pub mod fetch;
 pub mod outputs;
-pub use compliance_retry as retry;
 pub mod run;
+
+pub use compliance_retry as retry;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use lambda_runtime::{service_fn, LambdaEvent};
 
-use crate::config::ScanArgs;
-use crate::run::{run_scan, Clients, RunReport};
+use crate::config::{Config, ScanArgs};
+use crate::run::{run_scan, setup, Clients, RunReport};
 
 /// The command line of a local run.
 #[derive(Debug, Parser)]
@@ -48,19 +49,10 @@ struct LambdaArgs {
     scan: ScanArgs,
 }
 
-fn init_logging(default: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
-}
-
 /// Entry point of the binary: Lambda mode or CLI mode, by the environment.
 pub async fn main_entry() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        init_logging("info");
+        retry::logging::init("info");
         match lambda_main().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -69,20 +61,17 @@ pub async fn main_entry() -> ExitCode {
             }
         }
     } else {
-        init_logging("warn");
+        // A local run prints its own summary; the log carries only what went wrong.
+        retry::logging::init("warn");
         let Command::Scan(args) = Cli::parse().command;
         cli_scan(args).await
     }
 }
 
-/// `compliance-scanner scan`: the summary JSON on stdout, one line on stderr, exit 1 on failure.
+/// `compliance-scanner scan`: the summary JSON on stdout, one line on stderr, exit 1 on failure
+/// and 2 on invalid settings.
 pub async fn cli_scan(args: ScanArgs) -> ExitCode {
-    let settings = async {
-        let clients = Clients::from_env().await?;
-        let config = args.into_config(clients.default_region().as_deref())?;
-        anyhow::Ok((clients, config))
-    };
-    let (clients, config) = match settings.await {
+    let (config, clients) = match setup(args).await {
         Ok(both) => both,
         Err(e) => {
             eprintln!("compliance-scanner: {e:#}");
@@ -110,28 +99,22 @@ pub async fn cli_scan(args: ScanArgs) -> ExitCode {
 }
 
 /// Serves invocations until the runtime stops: one scan per event (the event's content is not
-/// used: a schedule or a manual invoke both mean "scan now").
+/// used: a schedule or a manual invoke both mean "scan now"). Settings and clients are made once,
+/// before the first event, and borrowed by every invocation.
 async fn lambda_main() -> Result<(), lambda_runtime::Error> {
     let args = LambdaArgs::try_parse_from(["compliance-scanner"])?.scan;
-    let sdk = Clients::from_env().await?;
-    let config = args.into_config(sdk.default_region().as_deref())?;
-    let handler = lambda_runtime::service_fn(
-        move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| {
-            let config = config.clone();
-            let sdk = sdk.clone();
-            async move { handle(&config, &sdk).await }
-        },
-    );
-    lambda_runtime::run(handler).await
+    let (config, clients) = setup(args).await?;
+    let (config, clients) = (&config, &clients);
+    lambda_runtime::run(service_fn(
+        move |_event: LambdaEvent<serde_json::Value>| async move { handle(config, clients).await },
+    ))
+    .await
 }
 
-async fn handle(
-    config: &config::Config,
-    template: &Clients,
-) -> Result<RunReport, lambda_runtime::Error> {
-    // Fresh counters per invocation, over the same configuration.
-    let clients = template.fresh();
-    let report = run_scan(config, &clients)
+/// One invocation: a scan, its summary as the response; a failure after the result was stored
+/// fails the invocation (so the errors alarm fires) and names where the result is.
+async fn handle(config: &Config, clients: &Clients) -> Result<RunReport, lambda_runtime::Error> {
+    let report = run_scan(config, clients)
         .await
         .map_err(|e| format!("scan failed, nothing stored: {e:#}"))?;
     tracing::info!("{}", report.human_line());

@@ -13,13 +13,14 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::calls::CallCounter;
-use crate::config::Config;
+use crate::config::{Config, ScanArgs};
 use crate::fetch::{fetch_region, RegionFleet};
 use crate::outputs;
 
 pub use crate::retry::MAX_ATTEMPTS;
 
-/// The AWS clients of a run, all sharing one configuration and one call counter.
+/// The AWS clients of a run, built once per process (the Lambda function serves every invocation
+/// with them) and all sharing one configuration and one call counter.
 #[derive(Debug, Clone)]
 pub struct Clients {
     sdk: SdkConfig,
@@ -28,18 +29,13 @@ pub struct Clients {
     cloudwatch: aws_sdk_cloudwatch::Client,
     sns: aws_sdk_sns::Client,
     sts: aws_sdk_sts::Client,
+    /// An EC2 client per region to scan.
+    ec2: BTreeMap<String, aws_sdk_ec2::Client>,
 }
 
 impl Clients {
-    /// Clients from the standard chain (environment, profile, container or instance credentials;
-    /// `AWS_ENDPOINT_URL` for an emulator), retrying as [`crate::retry`] says. Fails only on an
-    /// invalid `AWS_MAX_ATTEMPTS` or `AWS_RETRY_MODE`.
-    pub async fn from_env() -> anyhow::Result<Clients> {
-        Ok(Clients::new(crate::retry::load_sdk_config().await?))
-    }
-
-    /// Clients from a loaded SDK configuration.
-    pub fn new(sdk: SdkConfig) -> Clients {
+    /// Clients from a loaded SDK configuration, with an EC2 client for each of `regions`.
+    pub fn new(sdk: SdkConfig, regions: &[String]) -> Clients {
         let counter = CallCounter::default();
         // An emulator or private endpoint serves buckets by path, not by virtual host.
         let path_style =
@@ -65,6 +61,10 @@ impl Clients {
                 .interceptor(counter.clone())
                 .build(),
         );
+        let ec2 = regions
+            .iter()
+            .map(|r| (r.clone(), ec2_client(&sdk, &counter, r)))
+            .collect();
         Clients {
             sdk,
             counter,
@@ -72,33 +72,43 @@ impl Clients {
             cloudwatch,
             sns,
             sts,
+            ec2,
         }
     }
 
-    /// New clients over the same configuration, with counters at zero.
-    pub fn fresh(&self) -> Clients {
-        Clients::new(self.sdk.clone())
-    }
-
-    /// The region the SDK is configured for, if any.
-    pub fn default_region(&self) -> Option<String> {
-        self.sdk.region().map(|r| r.to_string())
-    }
-
-    /// An EC2 client for one region.
+    /// The EC2 client for one region (one made now for a region not given to [`Clients::new`]).
     pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
-        aws_sdk_ec2::Client::from_conf(
-            aws_sdk_ec2::config::Builder::from(&self.sdk)
-                .region(Region::new(region.to_string()))
-                .interceptor(self.counter.clone())
-                .build(),
-        )
+        match self.ec2.get(region) {
+            // SDK clients are handles: a clone shares the connection pool.
+            Some(client) => client.clone(),
+            None => ec2_client(&self.sdk, &self.counter, region),
+        }
     }
 
-    /// HTTP attempts so far, per `Service:Operation`.
+    /// HTTP attempts so far, per `Service:Operation`, since the clients were built.
     pub fn api_calls(&self) -> BTreeMap<String, u64> {
         self.counter.snapshot()
     }
+}
+
+fn ec2_client(sdk: &SdkConfig, counter: &CallCounter, region: &str) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(sdk)
+            .region(Region::new(region.to_string()))
+            .interceptor(counter.clone())
+            .build(),
+    )
+}
+
+/// The settings and clients of a process. The SDK configuration comes from the standard chain
+/// (environment, profile, container or instance credentials; `AWS_ENDPOINT_URL` for an emulator),
+/// retrying as [`crate::retry`] says, and is loaded first: its region is the default region to
+/// scan. Fails on invalid settings, `AWS_MAX_ATTEMPTS` or `AWS_RETRY_MODE`.
+pub async fn setup(args: ScanArgs) -> anyhow::Result<(Config, Clients)> {
+    let sdk = crate::retry::load_sdk_config().await?;
+    let config = args.into_config(sdk.region().map(|r| r.as_ref()))?;
+    let clients = Clients::new(sdk, &config.regions);
+    Ok((config, clients))
 }
 
 /// What a run returns: the summary (flattened, so its fields are top level), where the result is,
@@ -161,6 +171,8 @@ fn rfc3339(t: OffsetDateTime) -> String {
 pub async fn run_scan(config: &Config, clients: &Clients) -> anyhow::Result<RunReport> {
     let started_at = OffsetDateTime::now_utc();
     let clock = Instant::now();
+    // The clients outlive a run (one process serves many invocations): count this run's calls.
+    let calls_before = clients.api_calls();
 
     // No error of GetCallerIdentity means "no account": once the SDK's retries are spent, a
     // throttled or refused call fails the scan like every other read, rather than store a result
@@ -250,7 +262,7 @@ pub async fn run_scan(config: &Config, clients: &Clients) -> anyhow::Result<RunR
         result_key: key,
         alert_sent,
         run_ms: clock.elapsed().as_millis() as u64,
-        api_calls: clients.api_calls(),
+        api_calls: clients.counter.since(&calls_before),
         errors,
     })
 }

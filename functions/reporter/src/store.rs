@@ -1,0 +1,149 @@
+//! The bucket: listing a day's scans, reading a scan or a report as it streams in, writing a file.
+//!
+//! Only `NoSuchKey` reads as absent. Every other failure (throttling once the retries are spent,
+//! AccessDenied, a lost connection) is an error naming the object: it says nothing about the
+//! object, and skipping it would leave a scan or the trend out of a report for good.
+
+use std::io::BufReader;
+
+use anyhow::{anyhow, Context, Result};
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
+use aws_sdk_s3::primitives::ByteStream;
+use compliance_rules::report::{
+    self, DailyReport, DayAccumulator, ReadScanError, REPORT_SCHEMA_VERSION,
+};
+use compliance_rules::result::ScanResult;
+use time::Date;
+use tokio_util::io::SyncIoBridge;
+
+use crate::dates::day_prefix;
+
+/// Every key under `prefix`, sorted, folder markers left out.
+pub async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.with_context(|| format!("list s3://{bucket}/{prefix}"))?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key())
+                // Folder markers made by consoles are not objects anyone wrote.
+                .filter(|k| !k.ends_with('/'))
+                .map(str::to_string),
+        );
+    }
+    keys.sort();
+    Ok(keys)
+}
+
+/// Fetches an object; `Ok(None)` only for `NoSuchKey`.
+async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<GetObjectOutput>> {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(out) => Ok(Some(out)),
+        Err(SdkError::ServiceError(e)) if matches!(e.err(), GetObjectError::NoSuchKey(_)) => {
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("get s3://{bucket}/{key}"))),
+    }
+}
+
+/// Deserialises a JSON body on a blocking thread as the bytes arrive, without buffering it whole.
+async fn decode_body<T, F>(body: ByteStream, decode: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(BufReader<SyncIoBridge<Box<dyn tokio::io::AsyncBufRead + Send + Unpin>>>) -> T
+        + Send
+        + 'static,
+{
+    let stream: Box<dyn tokio::io::AsyncBufRead + Send + Unpin> = Box::new(body.into_async_read());
+    let bridge = SyncIoBridge::new(stream);
+    tokio::task::spawn_blocking(move || decode(BufReader::with_capacity(64 * 1024, bridge)))
+        .await
+        .context("decoding task")
+}
+
+/// One scan object, or (inner `Err`) the reason the object itself cannot be used. S3 failing to
+/// serve it, or the stream breaking, is the outer error.
+pub async fn read_scan_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<std::result::Result<ScanResult, String>> {
+    let Some(object) = get(s3, bucket, key).await? else {
+        return Ok(Err("missing (listed, but gone when read)".to_string()));
+    };
+    match decode_body(object.body, report::read_scan).await? {
+        Ok(scan) => Ok(Ok(scan)),
+        Err(ReadScanError::Io(e)) => Err(anyhow!("read s3://{bucket}/{key}: {e}")),
+        Err(why) => Ok(Err(why.to_string())),
+    }
+}
+
+/// The previous day's report, for the trend. A missing one (`NoSuchKey`) is simply the first day;
+/// one whose content is unusable is named among the skipped objects and the trend left out; one
+/// S3 does not serve is an error, as a report without its trend would stand for good.
+pub async fn read_previous_report(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prev: Date,
+    acc: &mut DayAccumulator,
+) -> Result<Option<DailyReport>> {
+    let key = format!("{}report.json", day_prefix("reports", prev));
+    let Some(object) = get(s3, bucket, &key)
+        .await
+        .context("read the previous day's report for the trend")?
+    else {
+        return Ok(None);
+    };
+    let parsed = decode_body(object.body, |r| {
+        serde_json::from_reader::<_, DailyReport>(r)
+    })
+    .await?;
+    match parsed {
+        Err(e) if e.is_io() => Err(anyhow!("read s3://{bucket}/{key}: {e}")),
+        Ok(r) if r.schema_version == REPORT_SCHEMA_VERSION => Ok(Some(r)),
+        Ok(r) => {
+            acc.skip(
+                &key,
+                &format!(
+                    "previous day's report has unknown schema_version {}; no trend",
+                    r.schema_version
+                ),
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            acc.skip(
+                &key,
+                &format!("previous day's report is unreadable ({e}); no trend"),
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Stores one file.
+pub async fn put(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+    content_type: &str,
+) -> Result<()> {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .with_context(|| format!("put s3://{bucket}/{key}"))?;
+    Ok(())
+}
