@@ -8,6 +8,8 @@ use aws_sdk_lambda::types::{
 };
 
 use aws_smithy_runtime_api::client::result::SdkError;
+use compliance_rules::contract::{ReporterSettings, ScannerSettings};
+use compliance_rules::result::ScanSettings;
 use tokio_util::sync::CancellationToken;
 
 use super::errors::{codes, is_code};
@@ -45,27 +47,31 @@ impl Function {
         format!("Lambda function {}", self.name(d))
     }
 
-    /// The environment the function runs with.
+    /// The environment the function runs with, written by the rules crate's contract (which the
+    /// functions read it back with).
     pub fn environment(self, d: &Desired) -> BTreeMap<String, String> {
-        let mut env = BTreeMap::from([
-            ("BUCKET_NAME".to_string(), d.names.bucket.clone()),
-            ("TOPIC_ARN".to_string(), d.topic_arn()),
-            ("STACK_NAME".to_string(), d.names.suffix.clone()),
-        ]);
-        if self == Function::Scanner {
-            let ports: Vec<String> = d.restricted_ports.iter().map(u16::to_string).collect();
-            env.extend([
-                ("REQUIRED_TAGS".to_string(), d.required_tags.join(",")),
-                ("RESTRICTED_PORTS".to_string(), ports.join(",")),
-                ("EXEMPT_TAG_KEY".to_string(), d.exempt_tag_key.clone()),
-                ("SCAN_REGIONS".to_string(), d.region.clone()),
-                (
-                    "METRIC_NAMESPACE".to_string(),
-                    d.names.metric_namespace.clone(),
-                ),
-            ]);
+        let topic_arn = Some(d.topic_arn());
+        match self {
+            Function::Scanner => ScannerSettings {
+                bucket: d.names.bucket.clone(),
+                topic_arn,
+                rules: ScanSettings {
+                    required_tags: d.required_tags.clone(),
+                    restricted_ports: d.restricted_ports.clone(),
+                    exempt_tag_key: d.exempt_tag_key.clone(),
+                },
+                regions: vec![d.region.clone()],
+                metric_namespace: d.names.metric_namespace.clone(),
+                stack: d.names.suffix.clone(),
+            }
+            .render(),
+            Function::Reporter => ReporterSettings {
+                bucket: d.names.bucket.clone(),
+                topic_arn,
+                stack: Some(d.names.suffix.clone()),
+            }
+            .render(),
         }
-        env
     }
 }
 

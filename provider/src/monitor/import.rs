@@ -7,15 +7,9 @@ use super::settings::ProviderSettings;
 use super::stack::Observed;
 use crate::aws::Desired;
 use crate::protocol::value::Value;
-
-fn strings(csv: &str) -> Value {
-    Value::List(
-        csv.split(',')
-            .filter(|s| !s.is_empty())
-            .map(Value::string)
-            .collect(),
-    )
-}
+use compliance_rules::contract::{
+    decode_key, decode_ports, decode_strings, EXEMPT_TAG_KEY, REQUIRED_TAGS, RESTRICTED_PORTS,
+};
 
 /// The state of an imported stack: `defaults` overridden by every setting found on the pieces.
 pub fn state_from(
@@ -38,19 +32,21 @@ pub fn state_from(
         set("topic_arn", Value::string(d.topic_arn()));
     }
     if let Some(f) = o.functions[0].present() {
-        let env = |k: &str| f.environment.get(k).cloned();
-        if let Some(tags) = env("REQUIRED_TAGS") {
-            set("required_tags", strings(&tags));
+        // Read as the scanner reads them. A value unset, blank or unreadable keeps the default:
+        // the scanner applied the default then too (or refused to run), and the next plan shows
+        // the environment's difference from the configuration.
+        let env = |k: &str| f.environment.get(k).map(String::as_str).unwrap_or("");
+        if let Ok(Some(tags)) = decode_strings(REQUIRED_TAGS, env(REQUIRED_TAGS)) {
+            set(
+                "required_tags",
+                Value::List(tags.into_iter().map(Value::string).collect()),
+            );
         }
-        if let Some(ports) = env("RESTRICTED_PORTS") {
-            let ports = ports
-                .split(',')
-                .filter_map(|p| p.parse::<i64>().ok())
-                .map(Value::int)
-                .collect();
+        if let Ok(Some(ports)) = decode_ports(RESTRICTED_PORTS, env(RESTRICTED_PORTS)) {
+            let ports = ports.into_iter().map(|p| Value::int(p.into())).collect();
             set("restricted_ports", Value::List(ports));
         }
-        if let Some(key) = env("EXEMPT_TAG_KEY") {
+        if let Some(key) = decode_key(env(EXEMPT_TAG_KEY)) {
             set("exempt_tag_key", Value::string(key));
         }
         set("lambda_memory_mb", Value::int(f.memory.into()));

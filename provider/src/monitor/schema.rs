@@ -3,12 +3,21 @@
 use crate::protocol::schema::{Attribute, Block, Mode, NestedBlock, Nesting, Schema};
 use crate::protocol::value::{Type, Value};
 
-/// Required tag keys when the user sets none.
-pub const DEFAULT_REQUIRED_TAGS: [&str; 3] = ["Environment", "Owner", "CostCenter"];
-/// Ports that must not be open to the world, by default.
-pub const DEFAULT_RESTRICTED_PORTS: [i64; 16] = [
-    20, 21, 22, 23, 25, 445, 1433, 1521, 3306, 3389, 5432, 5900, 6379, 9200, 11211, 27017,
-];
+// The defaults are the functions' own (the rules crate's contract), so an unset value and the
+// schema's default cannot differ.
+use compliance_rules::contract::DEFAULT_RESTRICTED_PORTS as PORTS;
+pub use compliance_rules::contract::{DEFAULT_EXEMPT_TAG_KEY, DEFAULT_REQUIRED_TAGS};
+
+/// Ports that must not be open to the world, by default: the contract's, as Terraform numbers.
+pub const DEFAULT_RESTRICTED_PORTS: [i64; PORTS.len()] = {
+    let mut out = [0; PORTS.len()];
+    let mut i = 0;
+    while i < PORTS.len() {
+        out[i] = PORTS[i] as i64;
+        i += 1;
+    }
+    out
+};
 
 /// Computed attributes that hold the seed's outputs, with their descriptions.
 pub const OUTPUTS: [(&str, &str); 9] = [
