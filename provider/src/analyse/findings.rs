@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::aws::roles::{self, Role};
-use crate::aws::{Desired, Difference, EXTRA_TAGS, MISSING, TAGS};
+use crate::aws::{Desired, Difference, Hcl, EXTRA_TAGS, MISSING, TAGS};
 use crate::monitor::stack::Observed;
 
 /// How bad a finding is. Everything but [`Severity::Warning`] counts as an issue.
@@ -284,7 +284,7 @@ pub fn scanner_results(
     let Some(interval) = super::interval::longest_gap(schedule) else {
         return Some(finding(
             Severity::Warning,
-            format!("cannot tell how often {schedule:?} runs, so the age of the newest result was not checked"),
+            format!("cannot tell how often {} runs, so the age of the newest result was not checked", schedule.hcl()),
             "Use rate(...) or a cron(...) without L, W or #, or check the bucket's scans/ prefix by hand.",
         ));
     };

@@ -5,7 +5,7 @@ use aws_sdk_cloudwatch::types::{
 };
 
 use super::functions::Function;
-use super::{Clients, Desired, Difference, PieceError};
+use super::{hcl, Clients, Desired, Difference, Hcl, PieceError};
 
 /// One alarm as the stack wants it.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,36 +61,60 @@ fn matches(spec: &AlarmSpec, a: &MetricAlarm, topic_arn: &str) -> Vec<Difference
             &p,
             "metric",
             format!(
-                "watches {:?}, want AWS/Lambda {}",
-                a.metric_name(),
-                spec.metric
+                "metric is {} in {}, want {} in {}",
+                a.metric_name().hcl(),
+                a.namespace().hcl(),
+                spec.metric.hcl(),
+                "AWS/Lambda".hcl()
             ),
         ));
     }
     if a.threshold() != Some(spec.threshold) || a.comparison_operator() != Some(&spec.comparison) {
-        out.push(Difference::new(
-            &p,
-            "threshold",
-            format!("threshold {:?}, want {}", a.threshold(), spec.threshold),
-        ));
+        // The comparison operator is said only when it is what differs.
+        let mut parts = Vec::new();
+        if a.threshold() != Some(spec.threshold) {
+            parts.push(format!(
+                "threshold is {}, want {}",
+                a.threshold().hcl(),
+                spec.threshold.hcl()
+            ));
+        }
+        if a.comparison_operator() != Some(&spec.comparison) {
+            parts.push(format!(
+                "comparison is {}, want {}",
+                a.comparison_operator().map(|c| c.as_str()).hcl(),
+                spec.comparison.as_str().hcl()
+            ));
+        }
+        out.push(Difference::new(&p, "threshold", parts.join("; ")));
     }
     let dims: Vec<(&str, &str)> = a
         .dimensions()
         .iter()
         .map(|d| (d.name().unwrap_or_default(), d.value().unwrap_or_default()))
         .collect();
-    if dims != vec![("FunctionName", spec.function.as_str())] {
+    let want_dims = vec![("FunctionName", spec.function.as_str())];
+    if dims != want_dims {
         out.push(Difference::new(
             &p,
             "dimensions",
-            format!("watches {dims:?}, want function {}", spec.function),
+            format!(
+                "dimensions is {}, want {}",
+                hcl::object(dims),
+                hcl::object(want_dims)
+            ),
         ));
     }
-    if a.alarm_actions() != [topic_arn.to_string()] {
+    let want_actions = [topic_arn.to_string()];
+    if a.alarm_actions() != want_actions {
         out.push(Difference::new(
             &p,
             "actions",
-            format!("actions {:?}, want the alert topic", a.alarm_actions()),
+            format!(
+                "actions is {}, want {}",
+                a.alarm_actions().hcl(),
+                want_actions.hcl()
+            ),
         ));
     }
     if a.actions_enabled() == Some(false) {

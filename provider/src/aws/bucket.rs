@@ -14,7 +14,7 @@ use aws_sdk_s3::types::{
 use tokio_util::sync::CancellationToken;
 
 use super::errors::{absent_if, codes, is_code};
-use super::{compare, compare_tags, Clients, Desired, Difference, Found, PieceError};
+use super::{compare, compare_tags, Clients, Desired, Difference, Found, Hcl, PieceError};
 
 /// What a read finds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -408,10 +408,10 @@ pub async fn empty(c: &Clients, d: &Desired, cancel: &CancellationToken) -> Resu
                     &p,
                     "emptying",
                     format!(
-                        "{} object versions (e.g. {:?}) are still listed after {STALLED_ROUNDS} \
+                        "{} object versions (e.g. {}) are still listed after {STALLED_ROUNDS} \
                          deletions that reported no error",
                         keys.len(),
-                        keys[0].0
+                        keys[0].0.hcl()
                     ),
                 ));
             }
@@ -446,9 +446,9 @@ pub async fn empty(c: &Clients, d: &Desired, cancel: &CancellationToken) -> Resu
                 &p,
                 "emptying",
                 format!(
-                    "S3 did not delete {:?} (version {}): {}: {} ({} of {} keys in that request \
+                    "S3 did not delete {} (version {}): {}: {} ({} of {} keys in that request \
                      failed; {deleted} object versions deleted before)",
-                    err.key().unwrap_or_default(),
+                    err.key().unwrap_or_default().hcl(),
                     err.version_id().unwrap_or("null"),
                     err.code().unwrap_or("no code"),
                     err.message().unwrap_or("no message"),

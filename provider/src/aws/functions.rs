@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::errors::{codes, is_code};
 use super::wait::{self, Poll};
-use super::{compare, compare_tags, owned, Clients, Desired, Difference, Found, PieceError};
+use super::{compare, compare_tags, owned, Clients, Desired, Difference, Found, Hcl, PieceError};
 
 /// Which function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -406,9 +406,9 @@ pub async fn ensure(
                             &p,
                             "checking the uploaded code of",
                             format!(
-                                "Lambda reports CodeSha256 {:?}, the package has {}",
-                                created.code_sha256(),
-                                code.sha256
+                                "Lambda reports CodeSha256 {}, the package has {}",
+                                created.code_sha256().hcl(),
+                                code.sha256.hcl()
                             ),
                         ));
                     }

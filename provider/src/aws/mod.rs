@@ -9,6 +9,7 @@ pub mod bucket;
 pub mod dashboard;
 pub mod errors;
 pub mod functions;
+pub mod hcl;
 pub mod log_groups;
 pub mod roles;
 pub mod schedules;
@@ -23,6 +24,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 pub use errors::{codes, describe, is_code};
+pub use hcl::Hcl;
 
 use crate::monitor::names::StackNames;
 use crate::monitor::settings::ProviderSettings;
@@ -129,7 +131,7 @@ impl Clients {
                 PieceError::new(
                     "account",
                     "identifying",
-                    format!("STS returned no usable caller ARN ({:?})", out.arn),
+                    format!("STS returned no usable caller ARN ({})", out.arn.hcl()),
                 )
             })?
             .to_string();
@@ -323,8 +325,9 @@ pub fn name_taken(piece: &str, suffix: &str) -> PieceError {
         piece,
         "creating",
         format!(
-            "the name is taken: it exists but is not tagged ComplianceStack = {suffix:?}. Choose \
-             another environment_suffix, delete it, or import the stack if it is one"
+            "the name is taken: it exists but is not tagged ComplianceStack = {}. Choose \
+             another environment_suffix, delete it, or import the stack if it is one",
+            suffix.hcl()
         ),
     )
 }
@@ -441,8 +444,8 @@ impl fmt::Display for Difference {
     }
 }
 
-/// Adds a difference when `want` and `have` differ.
-pub fn compare<T: PartialEq + fmt::Debug>(
+/// Adds a difference when `want` and `have` differ, both written as in HCL.
+pub fn compare<T: PartialEq + Hcl + ?Sized>(
     drift: &mut Vec<Difference>,
     piece: &str,
     what: &'static str,
@@ -453,7 +456,7 @@ pub fn compare<T: PartialEq + fmt::Debug>(
         drift.push(Difference::new(
             piece,
             what,
-            format!("{what} is {have:?}, want {want:?}"),
+            format!("{what} is {}, want {}", have.hcl(), want.hcl()),
         ));
     }
 }
@@ -471,20 +474,21 @@ pub fn compare_tags(
     }
     let all_wanted = want.iter().all(|(k, v)| have.get(k) == Some(v));
     if all_wanted {
-        let extra: BTreeMap<&String, &String> = have
-            .iter()
-            .filter(|(k, _)| !want.contains_key(*k))
-            .collect();
+        let extra = hcl::object(
+            have.iter()
+                .filter(|(k, _)| !want.contains_key(*k))
+                .map(|(k, v)| (k.as_str(), v)),
+        );
         drift.push(Difference::new(
             piece,
             EXTRA_TAGS,
-            format!("tags {extra:?} are there beyond the wanted {want:?}"),
+            format!("tags {extra} are there beyond the wanted {}", want.hcl()),
         ));
     } else {
         drift.push(Difference::new(
             piece,
             TAGS,
-            format!("tags is {have:?}, want {want:?}"),
+            format!("tags is {}, want {}", have.hcl(), want.hcl()),
         ));
     }
 }

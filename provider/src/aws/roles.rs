@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::wait;
-use super::{codes, compare_tags, is_code, owned, Clients, Desired, Difference, Found, PieceError};
+use super::{
+    codes, compare_tags, is_code, owned, Clients, Desired, Difference, Found, Hcl, PieceError,
+};
 
 /// Which function a role serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,8 +278,9 @@ pub fn drift(d: &Desired, role: Role, found: &Found<Observed>) -> Vec<Difference
             &p,
             "inline policies",
             format!(
-                "inline policies differ (have {:?}, want only {POLICY_NAME:?} with the stack's permissions)",
-                o.policies.keys().collect::<Vec<_>>()
+                "inline policies differ (have {}, want only {} with the stack's permissions)",
+                o.policies.keys().collect::<Vec<_>>().hcl(),
+                POLICY_NAME.hcl()
             ),
         ));
     }
@@ -285,7 +288,7 @@ pub fn drift(d: &Desired, role: Role, found: &Found<Observed>) -> Vec<Difference
         out.push(Difference::new(
             &p,
             "attached policies",
-            format!("managed policies attached: {:?}, want none", o.attached),
+            format!("managed policies attached: {}, want none", o.attached.hcl()),
         ));
     }
     compare_tags(&mut out, &p, &o.tags, &d.tags);
