@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::aws::bucket::Bucket;
 use crate::aws::roles::{self, Role};
-use crate::aws::{Desired, Difference, Hcl, EXTRA_TAGS, MISSING, TAGS};
+use crate::aws::topic::Topic;
+use crate::aws::{Desired, Difference, Hcl, Piece, EXTRA_TAGS, MISSING, TAGS};
 use crate::monitor::stack::Observed;
 
 /// How bad a finding is. Everything but [`Severity::Warning`] counts as an issue.
@@ -208,7 +210,7 @@ pub fn pending_subscription(d: &Desired, o: &Observed) -> Option<Finding> {
         .any(|(email, arn)| email == &d.alert_email && !arn.starts_with("arn:"));
     pending.then(|| Finding {
         area: Area::Topic,
-        resource: format!("topic {}", d.names.topic),
+        resource: Topic.label(d),
         check: "subscription confirmed".into(),
         severity: Severity::Warning,
         message: format!(
@@ -224,11 +226,11 @@ pub fn pending_subscription(d: &Desired, o: &Observed) -> Option<Finding> {
 
 /// Roles whose inline policies allow more than the stack's own policy does.
 pub fn wide_roles(d: &Desired, o: &Observed) -> Vec<Finding> {
-    [Role::Scanner, Role::Reporter]
+    o.roles
         .iter()
-        .zip(&o.roles)
-        .filter_map(|(role, found)| {
-            let extra = roles::beyond_needs(d, *role, found.present()?);
+        .filter_map(|(f, found)| {
+            let role = Role::of(f);
+            let extra = roles::beyond_needs(d, role, found.present()?);
             if extra.is_empty() {
                 return None;
             }
@@ -237,7 +239,7 @@ pub fn wide_roles(d: &Desired, o: &Observed) -> Vec<Finding> {
                 .any(|g| g.starts_with("* ") || g.split(' ').next().is_some_and(|a| a.ends_with(":*")));
             Some(Finding {
                 area: Area::Roles,
-                resource: format!("IAM role {}", role.name(d)),
+                resource: role.label(d),
                 check: "least privilege".into(),
                 severity: if wildcard { Severity::Critical } else { Severity::High },
                 message: format!(
@@ -272,7 +274,7 @@ pub fn scanner_results(
     results: &Results,
     age: Option<Duration>,
 ) -> Option<Finding> {
-    let piece = format!("bucket {} (scans/)", d.names.bucket);
+    let piece = format!("{} (scans/)", Bucket.label(d));
     let finding = |severity, message: String, fix: &str| Finding {
         area: Area::ScannerResults,
         resource: piece.clone(),
@@ -344,7 +346,9 @@ pub fn all(d: &Desired, o: &Observed, results: &Results, age: Option<Duration>) 
     let mut out: Vec<Finding> = o.differences(d).iter().map(from_difference).collect();
     out.extend(pending_subscription(d, o));
     out.extend(wide_roles(d, o));
-    let schedule = o.schedules[0]
+    let schedule = o
+        .schedules
+        .scanner
         .present()
         .map_or(d.scan_schedule.as_str(), |s| s.expression.as_str());
     out.extend(scanner_results(d, schedule, results, age));

@@ -352,7 +352,9 @@ pub async fn analyse(
     let d = desired_from(resource, &settings, &clients.region, &account);
     let observed: Observed = stack::read(&clients, &d).await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let schedule = observed.schedules[0]
+    let schedule = observed
+        .schedules
+        .scanner
         .present()
         .map_or(d.scan_schedule.clone(), |s| s.expression.clone());
     let window = interval::longest_gap(&schedule).map_or(Duration::ZERO, |g| g * 2);
@@ -361,7 +363,9 @@ pub async fn analyse(
     } else {
         newest_result(&clients, &d, now, window).await
     };
-    let age = observed.roles[0]
+    let age = observed
+        .roles
+        .scanner
         .present()
         .and_then(|r| r.created)
         .map(|c| Duration::from_secs(now.saturating_sub(c).max(0) as u64));

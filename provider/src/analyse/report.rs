@@ -88,7 +88,11 @@ fn resources(area: Area, d: &Desired) -> Vec<String> {
             vec![n.scanner.clone(), n.reporter.clone()]
         }
         Area::LogGroups => vec![n.scanner_log_group.clone(), n.reporter_log_group.clone()],
-        Area::Alarms => n.alarms.to_vec(),
+        Area::Alarms => n
+            .alarms
+            .iter()
+            .flat_map(|(_, alarms)| alarms.iter().map(|(_, name)| name.clone()))
+            .collect(),
         Area::Topic => vec![d.topic_arn()],
         Area::Bucket => vec![n.bucket.clone()],
         Area::Dashboard => vec![n.dashboard.clone()],

@@ -1,14 +1,13 @@
 //! Unit tests of the pure parts: arguments, state files, findings, the report's shape.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::findings::{self, Area, Finding, Results, Severity};
 use super::*;
-use crate::aws::functions::Function;
-use crate::aws::roles::{trust_policy, Role, POLICY_NAME};
-use crate::aws::{alarms, bucket, dashboard, functions, log_groups, roles, schedules, topic};
-use crate::aws::{Account, Desired, Found};
+use crate::aws::alarms::FailureDuration;
+use crate::aws::dashboard;
+use crate::aws::roles::{Role, POLICY_NAME};
+use crate::aws::{Account, Desired, Found, ScannerReporter};
 
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
@@ -187,76 +186,6 @@ fn desired() -> Desired {
     )
 }
 
-/// A stack exactly as `d` wants it.
-fn clean(d: &Desired) -> Observed {
-    let role = |r: Role| {
-        Found::Present(roles::Observed {
-            trust: trust_policy(),
-            policies: BTreeMap::from([(POLICY_NAME.to_string(), r.policy(d))]),
-            attached: Vec::new(),
-            created: Some(0),
-            tags: d.tags.clone(),
-        })
-    };
-    let group = || {
-        Found::Present(log_groups::Observed {
-            retention_days: Some(d.log_retention_days),
-            tags: d.tags.clone(),
-        })
-    };
-    let function = |f: Function| {
-        Found::Present(functions::Observed {
-            arn: d.function_arn(f.name(d)),
-            runtime: "provided.al2023".into(),
-            handler: "bootstrap".into(),
-            role: d.role_arn(f.name(d)),
-            timeout: d.timeout_seconds,
-            memory: d.memory_mb,
-            environment: f.environment(d),
-            code_sha256: String::new(),
-            architectures: vec!["x86_64".into()],
-            tags: d.tags.clone(),
-            state: "Active".into(),
-            last_update: "Successful".into(),
-        })
-    };
-    let schedule = |f: Function, expr: &str| {
-        Found::Present(schedules::Observed {
-            expression: expr.into(),
-            enabled: true,
-            targets: vec![d.function_arn(f.name(d))],
-            permitted: true,
-            tags: d.tags.clone(),
-        })
-    };
-    Observed {
-        bucket: Found::Present(bucket::Observed {
-            versioning: true,
-            glacier_days: Some(d.glacier_transition_days),
-            public_access_blocked: true,
-            encrypted: true,
-            tls_only: true,
-            tags: d.tags.clone(),
-        }),
-        topic: Found::Present(topic::Observed {
-            emails: vec![(d.alert_email.clone(), format!("{}:abc", d.topic_arn()))],
-            tags: d.tags.clone(),
-        }),
-        roles: [role(Role::Scanner), role(Role::Reporter)],
-        log_groups: [group(), group()],
-        functions: [function(Function::Scanner), function(Function::Reporter)],
-        schedules: [
-            schedule(Function::Scanner, &d.scan_schedule),
-            schedule(Function::Reporter, &d.report_schedule),
-        ],
-        alarms: alarms::specs(d)
-            .into_iter()
-            .map(|s| (s, Some(Vec::new())))
-            .collect(),
-        dashboard: Found::Present(dashboard::body(d)),
-    }
-}
-
 const FRESH: Results = Results::Newest(Some(Duration::from_secs(60)));
 
 fn issues(d: &Desired, o: &Observed) -> Vec<Finding> {
@@ -275,7 +204,7 @@ fn only(d: &Desired, o: &Observed) -> Finding {
 #[test]
 fn a_clean_stack_has_no_findings() {
     let d = desired();
-    let o = clean(&d);
+    let o = Observed::wanted(&d);
     assert!(o.drift(&d).is_empty(), "{:?}", o.drift(&d));
     assert_eq!(findings::all(&d, &o, &FRESH, None), Vec::new());
 }
@@ -283,14 +212,14 @@ fn a_clean_stack_has_no_findings() {
 #[test]
 fn each_broken_piece_is_one_finding_naming_it() {
     let d = desired();
-    let mut o = clean(&d);
-    o.functions[0] = Found::Missing;
+    let mut o = Observed::wanted(&d);
+    o.functions.scanner = Found::Missing;
     let f = only(&d, &o);
     assert_eq!((f.area, f.severity), (Area::Functions, Severity::Critical));
     assert_eq!(f.resource, "Lambda function compliance-scanner-dev");
 
-    let mut o = clean(&d);
-    if let Found::Present(f) = &mut o.functions[1] {
+    let mut o = Observed::wanted(&d);
+    if let Found::Present(f) = &mut o.functions.reporter {
         f.timeout = 60;
     }
     let f = only(&d, &o);
@@ -301,47 +230,49 @@ fn each_broken_piece_is_one_finding_naming_it() {
         f.message
     );
 
-    let mut o = clean(&d);
-    if let Found::Present(g) = &mut o.log_groups[0] {
+    let mut o = Observed::wanted(&d);
+    if let Found::Present(g) = &mut o.log_groups.scanner {
         g.retention_days = Some(7);
     }
     assert_eq!(only(&d, &o).area, Area::LogGroups);
 
-    let mut o = clean(&d);
-    o.alarms[2].1 = None;
+    let mut o = Observed::wanted(&d);
+    o.alarms.reporter.failure = Found::Missing;
     let f = only(&d, &o);
     assert_eq!(f.resource, "alarm reporter-failure-alarm-dev");
 
-    let mut o = clean(&d);
-    if let Found::Present(s) = &mut o.schedules[0] {
+    let mut o = Observed::wanted(&d);
+    if let Found::Present(s) = &mut o.schedules.scanner {
         s.enabled = false;
     }
     let f = only(&d, &o);
     assert_eq!((f.area, f.severity), (Area::Schedules, Severity::High));
 
-    let mut o = clean(&d);
+    let mut o = Observed::wanted(&d);
     if let Found::Present(b) = &mut o.bucket {
         b.public_access_blocked = false;
     }
     let f = only(&d, &o);
     assert_eq!((f.area, f.severity), (Area::Bucket, Severity::Critical));
 
-    let mut o = clean(&d);
+    let mut o = Observed::wanted(&d);
     if let Found::Present(t) = &mut o.topic {
         t.emails.clear();
     }
     assert_eq!(only(&d, &o).area, Area::Topic);
 
-    let mut o = clean(&d);
-    o.dashboard = Found::Present(serde_json::json!({}));
+    let mut o = Observed::wanted(&d);
+    o.dashboard = Found::Present(dashboard::Observed {
+        body: serde_json::json!({}),
+    });
     assert_eq!(only(&d, &o).severity, Severity::Low);
 }
 
 #[test]
 fn a_widened_role_is_critical_and_names_the_grant() {
     let d = desired();
-    let mut o = clean(&d);
-    if let Found::Present(r) = &mut o.roles[1] {
+    let mut o = Observed::wanted(&d);
+    if let Found::Present(r) = &mut o.roles.reporter {
         r.policies.insert(
             "extra".into(),
             serde_json::json!({"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}),
@@ -358,8 +289,8 @@ fn a_widened_role_is_critical_and_names_the_grant() {
     assert!(found.iter().any(|f| f.check == "inline policies"));
 
     // Narrower than wanted: a difference, but not "wider".
-    let mut o = clean(&d);
-    if let Found::Present(r) = &mut o.roles[0] {
+    let mut o = Observed::wanted(&d);
+    if let Found::Present(r) = &mut o.roles.scanner {
         r.policies
             .insert(POLICY_NAME.into(), serde_json::json!({"Statement": []}));
     }
@@ -368,8 +299,8 @@ fn a_widened_role_is_critical_and_names_the_grant() {
     assert_eq!(found[0].check, "inline policies");
 
     // A resource widened from the bucket's scans/ prefix to every bucket.
-    let mut o = clean(&d);
-    if let Found::Present(r) = &mut o.roles[0] {
+    let mut o = Observed::wanted(&d);
+    if let Found::Present(r) = &mut o.roles.scanner {
         let mut p = Role::Scanner.policy(&d);
         p["Statement"][1]["Resource"] = "arn:aws:s3:::*".into();
         r.policies.insert(POLICY_NAME.into(), p);
@@ -391,7 +322,7 @@ fn a_widened_role_is_critical_and_names_the_grant() {
 #[test]
 fn pending_subscription_and_extra_tags_are_warnings() {
     let d = desired();
-    let mut o = clean(&d);
+    let mut o = Observed::wanted(&d);
     if let Found::Present(t) = &mut o.topic {
         t.emails = vec![(d.alert_email.clone(), "PendingConfirmation".into())];
     }
@@ -463,11 +394,11 @@ fn every_drift_piece_has_its_area() {
     let o = Observed {
         bucket: Found::Missing,
         topic: Found::Missing,
-        roles: [Found::Missing, Found::Missing],
-        log_groups: [Found::Missing, Found::Missing],
-        functions: [Found::Missing, Found::Missing],
-        schedules: [Found::Missing, Found::Missing],
-        alarms: alarms::specs(&d).into_iter().map(|s| (s, None)).collect(),
+        roles: ScannerReporter::new(|_| Found::Missing),
+        log_groups: ScannerReporter::new(|_| Found::Missing),
+        functions: ScannerReporter::new(|_| Found::Missing),
+        schedules: ScannerReporter::new(|_| Found::Missing),
+        alarms: ScannerReporter::new(|_| FailureDuration::new(|_| Found::Missing)),
         dashboard: Found::Missing,
     };
     let diffs = o.differences(&d);
@@ -488,8 +419,8 @@ fn every_drift_piece_has_its_area() {
 #[test]
 fn report_json_shape_and_table() {
     let d = desired();
-    let mut o = clean(&d);
-    if let Found::Present(f) = &mut o.functions[0] {
+    let mut o = Observed::wanted(&d);
+    if let Found::Present(f) = &mut o.functions.scanner {
         f.memory = 128;
     }
     if let Found::Present(t) = &mut o.topic {

@@ -1,226 +1,370 @@
 //! The four alarms: each function's errors and duration, with actions on the alert topic.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_cloudwatch::types::{
     ComparisonOperator, Dimension, MetricAlarm, StandardUnit, Statistic, Tag,
 };
+use tokio_util::sync::CancellationToken;
 
 use super::functions::Function;
-use super::{hcl, Clients, Desired, Difference, Hcl, PieceError};
+use super::pair::pair;
+use super::{
+    codes, compare, hcl, is_code, Clients, Desired, Difference, Ensure, Found, Hcl, Piece,
+    PieceError, ScannerReporter,
+};
 
-/// One alarm as the stack wants it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlarmSpec {
-    /// Alarm name.
-    pub name: String,
-    /// Function it watches.
-    pub function: String,
-    /// `Errors` or `Duration`.
-    pub metric: &'static str,
+/// What an alarm watches on its function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Any error: `Errors` above 0.
+    Failure,
+    /// A run that reaches the function's timeout: `Duration` at the timeout.
+    Duration,
+}
+
+impl Kind {
+    /// `failure` or `duration`, as the alarms' names spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Failure => "failure",
+            Kind::Duration => "duration",
+        }
+    }
+}
+
+pair!(
+    /// One of something per alarm on a function.
+    FailureDuration,
+    Kind,
+    failure: Kind::Failure,
+    duration: Kind::Duration
+);
+
+/// One of the four alarms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alarm {
+    /// The function it watches.
+    pub function: Function,
+    /// What it watches.
+    pub kind: Kind,
+}
+
+/// The namespace of the metrics the alarms watch.
+const NAMESPACE: &str = "AWS/Lambda";
+
+impl Alarm {
+    /// The alarm on `function` for `kind`.
+    pub const fn new(function: Function, kind: Kind) -> Alarm {
+        Alarm { function, kind }
+    }
+
+    /// The alarm's name.
+    pub fn name(self, d: &Desired) -> &str {
+        d.names.alarms.get(self.function).get(self.kind)
+    }
+
+    fn metric(self) -> &'static str {
+        match self.kind {
+            Kind::Failure => "Errors",
+            Kind::Duration => "Duration",
+        }
+    }
+
+    /// The duration alarms fire when a run reaches the function's timeout, so their threshold
+    /// follows `lambda_timeout_seconds`.
+    fn threshold(self, d: &Desired) -> f64 {
+        match self.kind {
+            Kind::Failure => 0.0,
+            Kind::Duration => f64::from(d.timeout_seconds) * 1000.0,
+        }
+    }
+
+    fn comparison(self) -> ComparisonOperator {
+        match self.kind {
+            Kind::Failure => ComparisonOperator::GreaterThanThreshold,
+            Kind::Duration => ComparisonOperator::GreaterThanOrEqualToThreshold,
+        }
+    }
+
+    fn statistic(self) -> Statistic {
+        match self.kind {
+            Kind::Failure => Statistic::Sum,
+            Kind::Duration => Statistic::Maximum,
+        }
+    }
+
+    /// The alarm as a read finds it when it is as the stack wants it.
+    pub fn wanted(self, d: &Desired) -> Observed {
+        Observed {
+            namespace: Some(NAMESPACE.to_string()),
+            metric: Some(self.metric().to_string()),
+            threshold: Some(self.threshold(d)),
+            comparison: Some(self.comparison().as_str().to_string()),
+            dimensions: vec![(
+                "FunctionName".to_string(),
+                self.function.name(d).to_string(),
+            )],
+            actions: vec![d.topic_arn()],
+            actions_enabled: true,
+        }
+    }
+}
+
+/// What a read finds.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    /// Namespace of the watched metric.
+    pub namespace: Option<String>,
+    /// The watched metric.
+    pub metric: Option<String>,
     /// Threshold.
-    pub threshold: f64,
-    /// Comparison.
-    pub comparison: ComparisonOperator,
-    /// Statistic.
-    pub statistic: Statistic,
+    pub threshold: Option<f64>,
+    /// Comparison operator, as CloudWatch names it (`GreaterThanThreshold`).
+    pub comparison: Option<String>,
+    /// Dimensions, name and value, in CloudWatch's order.
+    pub dimensions: Vec<(String, String)>,
+    /// ARNs the alarm notifies.
+    pub actions: Vec<String>,
+    /// Whether its actions run (CloudWatch's default when unset: yes).
+    pub actions_enabled: bool,
 }
 
-/// The four alarms. The duration alarms fire when a run reaches the function's timeout, so their
-/// threshold follows `lambda_timeout_seconds`.
-pub fn specs(d: &Desired) -> Vec<AlarmSpec> {
-    let timeout_ms = f64::from(d.timeout_seconds) * 1000.0;
-    let mut out = Vec::new();
-    for (i, f) in [Function::Scanner, Function::Reporter]
-        .into_iter()
-        .enumerate()
-    {
-        out.push(AlarmSpec {
-            name: d.names.alarms[i * 2].clone(),
-            function: f.name(d).to_string(),
-            metric: "Errors",
-            threshold: 0.0,
-            comparison: ComparisonOperator::GreaterThanThreshold,
-            statistic: Statistic::Sum,
-        });
-        out.push(AlarmSpec {
-            name: d.names.alarms[i * 2 + 1].clone(),
-            function: f.name(d).to_string(),
-            metric: "Duration",
-            threshold: timeout_ms,
-            comparison: ComparisonOperator::GreaterThanOrEqualToThreshold,
-            statistic: Statistic::Maximum,
-        });
+fn observe(a: &MetricAlarm) -> Observed {
+    Observed {
+        namespace: a.namespace().map(str::to_string),
+        metric: a.metric_name().map(str::to_string),
+        threshold: a.threshold(),
+        comparison: a.comparison_operator().map(|c| c.as_str().to_string()),
+        dimensions: a
+            .dimensions()
+            .iter()
+            .map(|d| {
+                (
+                    d.name().unwrap_or_default().to_string(),
+                    d.value().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+        actions: a.alarm_actions().to_vec(),
+        actions_enabled: a.actions_enabled() != Some(false),
     }
-    out
 }
 
-fn matches(spec: &AlarmSpec, a: &MetricAlarm, topic_arn: &str) -> Vec<Difference> {
-    let mut out = Vec::new();
-    let p = format!("alarm {}", spec.name);
-    if a.metric_name() != Some(spec.metric) || a.namespace() != Some("AWS/Lambda") {
-        out.push(Difference::new(
-            &p,
-            "metric",
-            format!(
-                "metric is {} in {}, want {} in {}",
-                a.metric_name().hcl(),
-                a.namespace().hcl(),
-                spec.metric.hcl(),
-                "AWS/Lambda".hcl()
-            ),
-        ));
-    }
-    if a.threshold() != Some(spec.threshold) || a.comparison_operator() != Some(&spec.comparison) {
-        // The comparison operator is said only when it is what differs.
-        let mut parts = Vec::new();
-        if a.threshold() != Some(spec.threshold) {
-            parts.push(format!(
-                "threshold is {}, want {}",
-                a.threshold().hcl(),
-                spec.threshold.hcl()
-            ));
-        }
-        if a.comparison_operator() != Some(&spec.comparison) {
-            parts.push(format!(
-                "comparison is {}, want {}",
-                a.comparison_operator().map(|c| c.as_str()).hcl(),
-                spec.comparison.as_str().hcl()
-            ));
-        }
-        out.push(Difference::new(&p, "threshold", parts.join("; ")));
-    }
-    let dims: Vec<(&str, &str)> = a
-        .dimensions()
-        .iter()
-        .map(|d| (d.name().unwrap_or_default(), d.value().unwrap_or_default()))
-        .collect();
-    let want_dims = vec![("FunctionName", spec.function.as_str())];
-    if dims != want_dims {
-        out.push(Difference::new(
-            &p,
-            "dimensions",
-            format!(
-                "dimensions is {}, want {}",
-                hcl::object(dims),
-                hcl::object(want_dims)
-            ),
-        ));
-    }
-    let want_actions = [topic_arn.to_string()];
-    if a.alarm_actions() != want_actions {
-        out.push(Difference::new(
-            &p,
-            "actions",
-            format!(
-                "actions is {}, want {}",
-                a.alarm_actions().hcl(),
-                want_actions.hcl()
-            ),
-        ));
-    }
-    if a.actions_enabled() == Some(false) {
-        out.push(Difference::new(&p, "actions enabled", "actions disabled"));
-    }
-    out
-}
-
-/// Reads the alarms and returns, per spec, the differences (`None`: the alarm is missing).
-pub async fn read(
+/// Reads the named alarms in one DescribeAlarms (which takes up to 100 names).
+async fn describe(
     c: &Clients,
-    d: &Desired,
-) -> Result<Vec<(AlarmSpec, Option<Vec<Difference>>)>, PieceError> {
-    let specs = specs(d);
+    piece: &str,
+    names: Vec<String>,
+) -> Result<Vec<MetricAlarm>, PieceError> {
     let out = c
         .cloudwatch
         .describe_alarms()
-        .set_alarm_names(Some(specs.iter().map(|s| s.name.clone()).collect()))
+        .set_alarm_names(Some(names))
         .send()
         .await
-        .map_err(|e| PieceError::aws("alarms", "reading", e))?;
-    let topic = d.topic_arn();
-    Ok(specs
-        .into_iter()
-        .map(|s| {
-            let found = out
-                .metric_alarms()
-                .iter()
-                .find(|a| a.alarm_name() == Some(s.name.as_str()));
-            let diff = found.map(|a| matches(&s, a, &topic));
-            (s, diff)
-        })
-        .collect())
+        .map_err(|e| PieceError::aws(piece, "reading", e))?;
+    Ok(out.metric_alarms.unwrap_or_default())
 }
 
-/// Differences from the desired alarms.
-pub fn drift(found: &[(AlarmSpec, Option<Vec<Difference>>)]) -> Vec<Difference> {
-    found
+fn found(alarms: &[MetricAlarm], name: &str) -> Found<Observed> {
+    alarms
         .iter()
-        .flat_map(|(s, diff)| match diff {
-            None => vec![Difference::missing(format!("alarm {}", s.name))],
-            Some(diff) => diff.clone(),
-        })
-        .collect()
+        .find(|a| a.alarm_name() == Some(name))
+        .map_or(Found::Missing, |a| Found::Present(observe(a)))
 }
 
-/// Writes every alarm that is missing or differs (PutMetricAlarm creates or replaces).
-pub async fn ensure(
+/// Reads the four alarms with one call, as the stack's read does (one request per kind of
+/// piece); each is found as [`Piece::read`] finds one.
+pub async fn read_all(
     c: &Clients,
     d: &Desired,
-    found: &[(AlarmSpec, Option<Vec<Difference>>)],
-    retag: bool,
-) -> Result<(), PieceError> {
-    let tags: Vec<Tag> = d
-        .tags
+) -> Result<ScannerReporter<FailureDuration<Found<Observed>>>, PieceError> {
+    let alarms = ScannerReporter::new(|f| FailureDuration::new(|k| Alarm::new(f, k)));
+    let names = alarms
         .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .flat_map(|(_, pair)| pair.iter().map(|(_, a)| a.name(d).to_string()))
         .collect();
-    for (s, diff) in found {
-        if matches!(diff, Some(d) if d.is_empty()) && !retag {
-            continue;
+    let read = describe(c, "alarms", names).await?;
+    Ok(alarms.map(|_, pair| pair.map(|_, a| found(&read, a.name(d)))))
+}
+
+/// The comparison as the threshold reads: `threshold is 120000, want 300000`, with the
+/// comparison operator said when it is the one that differs.
+fn threshold_detail(o: &Observed, want: &Observed) -> String {
+    let mut parts = Vec::new();
+    if o.threshold != want.threshold {
+        parts.push(format!(
+            "threshold is {}, want {}",
+            o.threshold.hcl(),
+            want.threshold.hcl()
+        ));
+    }
+    if o.comparison != want.comparison {
+        parts.push(format!(
+            "comparison is {}, want {}",
+            o.comparison.hcl(),
+            want.comparison.hcl()
+        ));
+    }
+    parts.join("; ")
+}
+
+impl Piece for Alarm {
+    type Observed = Observed;
+    type Made = ();
+
+    fn label(&self, d: &Desired) -> String {
+        format!("alarm {}", self.name(d))
+    }
+
+    // DescribeAlarms holds no tags; until ListTagsForResource is read too, the alarm of the
+    // stack's name is taken as the stack's.
+    fn owner_tags(_: &Observed) -> Option<&BTreeMap<String, String>> {
+        None
+    }
+
+    async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
+        let read = describe(c, &self.label(d), vec![self.name(d).to_string()]).await?;
+        Ok(found(&read, self.name(d)))
+    }
+
+    fn drift(&self, d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
+        let p = self.label(d);
+        let Found::Present(o) = found else {
+            return vec![Difference::missing(p)];
+        };
+        let want = self.wanted(d);
+        let mut out = Vec::new();
+        if o.metric != want.metric || o.namespace != want.namespace {
+            out.push(Difference::new(
+                &p,
+                "metric",
+                format!(
+                    "metric is {} in {}, want {} in {}",
+                    o.metric.hcl(),
+                    o.namespace.hcl(),
+                    want.metric.hcl(),
+                    want.namespace.hcl()
+                ),
+            ));
         }
-        let p = format!("alarm {}", s.name);
+        if o.threshold != want.threshold || o.comparison != want.comparison {
+            out.push(Difference::new(&p, "threshold", threshold_detail(o, &want)));
+        }
+        if o.dimensions != want.dimensions {
+            let object =
+                |dims: &[(String, String)]| hcl::object(dims.iter().map(|(k, v)| (k.as_str(), v)));
+            out.push(Difference::new(
+                &p,
+                "dimensions",
+                format!(
+                    "dimensions is {}, want {}",
+                    object(&o.dimensions),
+                    object(&want.dimensions)
+                ),
+            ));
+        }
+        compare(&mut out, &p, "actions", &o.actions, &want.actions);
+        if !o.actions_enabled {
+            out.push(Difference::new(&p, "actions enabled", "actions disabled"));
+        }
+        out
+    }
+
+    /// Writes the alarm when it is missing or differs, or when its tags are to be rewritten
+    /// (PutMetricAlarm creates or replaces).
+    async fn ensure(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        found: &Found<Observed>,
+        how: &Ensure<'_>,
+    ) -> Result<(), PieceError> {
+        if found.present().is_some() && self.drift(d, found).is_empty() && !how.retag {
+            return Ok(());
+        }
+        let name = self.name(d);
+        let function = self.function.name(d);
+        let tags: Vec<Tag> = d
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect();
         c.cloudwatch
             .put_metric_alarm()
-            .alarm_name(&s.name)
+            .alarm_name(name)
             .alarm_description(format!(
-                "{} of {} ({}).",
-                s.metric, s.function, d.names.suffix
+                "{} of {function} ({}).",
+                self.metric(),
+                d.names.suffix
             ))
-            .namespace("AWS/Lambda")
-            .metric_name(s.metric)
+            .namespace(NAMESPACE)
+            .metric_name(self.metric())
             .dimensions(
                 Dimension::builder()
                     .name("FunctionName")
-                    .value(&s.function)
+                    .value(function)
                     .build(),
             )
-            .statistic(s.statistic.clone())
+            .statistic(self.statistic())
             .period(300)
             .evaluation_periods(1)
-            .threshold(s.threshold)
-            .comparison_operator(s.comparison.clone())
+            .threshold(self.threshold(d))
+            .comparison_operator(self.comparison())
             .treat_missing_data("notBreaching")
-            .unit(if s.metric == "Duration" {
-                StandardUnit::Milliseconds
-            } else {
-                StandardUnit::Count
+            .unit(match self.kind {
+                Kind::Duration => StandardUnit::Milliseconds,
+                Kind::Failure => StandardUnit::Count,
             })
             .actions_enabled(true)
             .alarm_actions(d.topic_arn())
             .set_tags(Some(tags.clone()))
             .send()
             .await
-            .map_err(|e| PieceError::aws(&p, "writing", e))?;
+            .map_err(|e| PieceError::aws(self.label(d), "writing", e))?;
         // PutMetricAlarm ignores tags when it updates an alarm that exists.
-        if retag && diff.is_some() {
-            retag_alarm(c, d, &s.name, &tags).await?;
+        if how.retag && found.present().is_some() {
+            retag_alarm(c, d, *self, &tags).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the alarm if the read found it; a `ResourceNotFound` is a retried call whose
+    /// first answer (which deleted it) was lost.
+    async fn delete(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        found: &Found<Observed>,
+        _cancel: &CancellationToken,
+    ) -> Result<(), PieceError> {
+        if found.present().is_none() {
+            return Ok(());
+        }
+        match c
+            .cloudwatch
+            .delete_alarms()
+            .alarm_names(self.name(d))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_code(&e, codes::ALARM_NOT_FOUND) => Ok(()),
+            Err(e) => Err(PieceError::aws(self.label(d), "deleting", e)),
         }
     }
-    Ok(())
 }
 
 /// Brings an existing alarm's tags to the desired set.
-async fn retag_alarm(c: &Clients, d: &Desired, name: &str, tags: &[Tag]) -> Result<(), PieceError> {
-    let p = format!("alarm {name}");
+async fn retag_alarm(
+    c: &Clients,
+    d: &Desired,
+    alarm: Alarm,
+    tags: &[Tag],
+) -> Result<(), PieceError> {
+    let p = alarm.label(d);
+    let name = alarm.name(d);
     let arn = d.arn(&format!(
         "cloudwatch:{}:{}:alarm:{name}",
         d.region, d.account_id
@@ -258,33 +402,4 @@ async fn retag_alarm(c: &Clients, d: &Desired, name: &str, tags: &[Tag]) -> Resu
         },
     )
     .await
-}
-
-/// Deletes the four alarms (missing ones are ignored by CloudWatch).
-/// Deletes the alarms a read found. DeleteAlarms deletes nothing when one name is missing, so
-/// only present ones are named; a `ResourceNotFound` is a retried call whose first answer (which
-/// deleted them) was lost.
-pub async fn delete(
-    c: &Clients,
-    found: &[(AlarmSpec, Option<Vec<Difference>>)],
-) -> Result<(), PieceError> {
-    let names: Vec<String> = found
-        .iter()
-        .filter(|(_, diff)| diff.is_some())
-        .map(|(s, _)| s.name.clone())
-        .collect();
-    if names.is_empty() {
-        return Ok(());
-    }
-    match c
-        .cloudwatch
-        .delete_alarms()
-        .set_alarm_names(Some(names))
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if super::is_code(&e, super::codes::ALARM_NOT_FOUND) => Ok(()),
-        Err(e) => Err(PieceError::aws("alarms", "deleting", e)),
-    }
 }

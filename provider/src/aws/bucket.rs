@@ -14,7 +14,13 @@ use aws_sdk_s3::types::{
 use tokio_util::sync::CancellationToken;
 
 use super::errors::{absent_if, codes, is_code};
-use super::{compare, compare_tags, Clients, Desired, Difference, Found, Hcl, PieceError};
+use super::{
+    compare, compare_tags, Clients, Desired, Difference, Ensure, Found, Hcl, Piece, PieceError,
+};
+
+/// The results bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket;
 
 /// What a read finds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -34,10 +40,6 @@ pub struct Observed {
 }
 
 const LIFECYCLE_RULE_ID: &str = "transition-to-glacier";
-
-fn piece(d: &Desired) -> String {
-    format!("bucket {}", d.names.bucket)
-}
 
 /// The TLS-only bucket policy.
 pub fn policy(d: &Desired) -> serde_json::Value {
@@ -68,9 +70,9 @@ fn taken(p: &str, detail: &str) -> PieceError {
 
 /// Reads the bucket and its settings. Each optional setting forgives only its own "not set"
 /// code; a denied or throttled read is an error, never "not set".
-pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
+async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
     let name = &d.names.bucket;
-    let p = piece(d);
+    let p = Bucket.label(d);
     match c.s3.head_bucket().bucket(name).send().await {
         Ok(_) => {}
         Err(e) if is_code(&e, codes::S3_HEAD_NOT_FOUND) => return Ok(Found::Missing),
@@ -150,8 +152,8 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceErro
 }
 
 /// Differences from the desired settings.
-pub fn drift(d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
-    let p = piece(d);
+fn drift(d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
+    let p = Bucket.label(d);
     let Found::Present(o) = found else {
         return vec![Difference::missing(p)];
     };
@@ -178,9 +180,9 @@ pub fn drift(d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
 }
 
 /// Creates the bucket or brings it to the desired settings, writing only what differs.
-pub async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(), PieceError> {
+async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(), PieceError> {
     let name = &d.names.bucket;
-    let p = piece(d);
+    let p = Bucket.label(d);
     let blank = Observed::default();
     let o = match found {
         Found::Present(o) => o,
@@ -322,7 +324,7 @@ pub async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result
 /// True when the bucket holds no object version and no tags: a bucket no one has used.
 async fn just_created(c: &Clients, d: &Desired) -> Result<bool, PieceError> {
     let name = &d.names.bucket;
-    let p = piece(d);
+    let p = Bucket.label(d);
     let (versions, tags) = futures::join!(
         c.s3.list_object_versions().bucket(name).max_keys(1).send(),
         c.s3.get_bucket_tagging().bucket(name).send(),
@@ -349,7 +351,7 @@ pub async fn delete(
     match c.s3.delete_bucket().bucket(&d.names.bucket).send().await {
         Ok(_) => Ok(()),
         Err(e) if is_code(&e, codes::S3_NO_SUCH_BUCKET) => Ok(()),
-        Err(e) => Err(PieceError::aws(piece(d), "deleting", e)),
+        Err(e) => Err(PieceError::aws(Bucket.label(d), "deleting", e)),
     }
 }
 
@@ -361,7 +363,7 @@ pub async fn delete(
 /// Terraform's StopProvider stops it between pages.
 pub async fn empty(c: &Clients, d: &Desired, cancel: &CancellationToken) -> Result<(), PieceError> {
     let name = &d.names.bucket;
-    let p = piece(d);
+    let p = Bucket.label(d);
     let mut deleted = 0usize;
     let mut stalled = 0;
     let mut last_page: Vec<(String, Option<String>)> = Vec::new();
@@ -461,4 +463,45 @@ pub async fn empty(c: &Clients, d: &Desired, cancel: &CancellationToken) -> Resu
         last_page = keys;
     }
     Ok(())
+}
+
+impl Piece for Bucket {
+    type Observed = Observed;
+    type Made = ();
+
+    fn label(&self, d: &Desired) -> String {
+        format!("bucket {}", d.names.bucket)
+    }
+
+    fn owner_tags(o: &Observed) -> Option<&BTreeMap<String, String>> {
+        Some(&o.tags)
+    }
+
+    async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
+        read(c, d).await
+    }
+
+    fn drift(&self, d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
+        drift(d, found)
+    }
+
+    async fn ensure(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        found: &Found<Observed>,
+        _how: &Ensure<'_>,
+    ) -> Result<(), PieceError> {
+        ensure(c, d, found).await
+    }
+
+    async fn delete(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        _found: &Found<Observed>,
+        cancel: &CancellationToken,
+    ) -> Result<(), PieceError> {
+        delete(c, d, cancel).await
+    }
 }

@@ -1,12 +1,22 @@
 //! The dashboard: compliance over time, compliant and non-compliant counts, and both functions'
 //! invocations, errors and duration.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
-use super::{codes, is_code, Clients, Desired, Difference, Found, PieceError};
+use super::{codes, is_code, Clients, Desired, Difference, Ensure, Found, Piece, PieceError};
 
-fn piece(d: &Desired) -> String {
-    format!("dashboard {}", d.names.dashboard)
+/// The dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dashboard;
+
+/// What a read finds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Observed {
+    /// The body (`null` when it is not JSON).
+    pub body: Value,
 }
 
 /// The dashboard body.
@@ -45,62 +55,87 @@ pub fn body(d: &Desired) -> Value {
     })
 }
 
-/// Reads the dashboard body.
-pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Value>, PieceError> {
-    match c
-        .cloudwatch
-        .get_dashboard()
-        .dashboard_name(&d.names.dashboard)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(Found::Present(
-            out.dashboard_body()
-                .and_then(|b| serde_json::from_str(b).ok())
-                .unwrap_or(Value::Null),
-        )),
-        Err(e) if is_code(&e, codes::DASHBOARD_NOT_FOUND) => Ok(Found::Missing),
-        Err(e) => Err(PieceError::aws(piece(d), "reading", e)),
-    }
-}
+impl Piece for Dashboard {
+    type Observed = Observed;
+    type Made = ();
 
-/// Differences from the desired dashboard.
-pub fn drift(d: &Desired, found: &Found<Value>) -> Vec<Difference> {
-    match found {
-        Found::Missing => vec![Difference::missing(piece(d))],
-        Found::Present(b) if *b != body(d) => {
-            vec![Difference::new(piece(d), "widgets", "widgets differ")]
+    fn label(&self, d: &Desired) -> String {
+        format!("dashboard {}", d.names.dashboard)
+    }
+
+    // GetDashboard holds no tags; until ListTagsForResource is read too, the dashboard of the
+    // stack's name is taken as the stack's.
+    fn owner_tags(_: &Observed) -> Option<&BTreeMap<String, String>> {
+        None
+    }
+
+    async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
+        match c
+            .cloudwatch
+            .get_dashboard()
+            .dashboard_name(&d.names.dashboard)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Found::Present(Observed {
+                body: out
+                    .dashboard_body()
+                    .and_then(|b| serde_json::from_str(b).ok())
+                    .unwrap_or(Value::Null),
+            })),
+            Err(e) if is_code(&e, codes::DASHBOARD_NOT_FOUND) => Ok(Found::Missing),
+            Err(e) => Err(PieceError::aws(self.label(d), "reading", e)),
         }
-        Found::Present(_) => Vec::new(),
     }
-}
 
-/// Writes the dashboard when missing or different.
-pub async fn ensure(c: &Clients, d: &Desired, found: &Found<Value>) -> Result<(), PieceError> {
-    if drift(d, found).is_empty() {
-        return Ok(());
+    fn drift(&self, d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
+        match found {
+            Found::Missing => vec![Difference::missing(self.label(d))],
+            Found::Present(o) if o.body != body(d) => {
+                vec![Difference::new(self.label(d), "widgets", "widgets differ")]
+            }
+            Found::Present(_) => Vec::new(),
+        }
     }
-    c.cloudwatch
-        .put_dashboard()
-        .dashboard_name(&d.names.dashboard)
-        .dashboard_body(body(d).to_string())
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| PieceError::aws(piece(d), "writing", e))
-}
 
-/// Deletes the dashboard. A missing one is fine.
-pub async fn delete(c: &Clients, d: &Desired) -> Result<(), PieceError> {
-    match c
-        .cloudwatch
-        .delete_dashboards()
-        .dashboard_names(&d.names.dashboard)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is_code(&e, codes::DASHBOARD_NOT_FOUND) => Ok(()),
-        Err(e) => Err(PieceError::aws(piece(d), "deleting", e)),
+    /// Writes the dashboard when missing or different (PutDashboard creates or replaces).
+    async fn ensure(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        found: &Found<Observed>,
+        _how: &Ensure<'_>,
+    ) -> Result<(), PieceError> {
+        if self.drift(d, found).is_empty() {
+            return Ok(());
+        }
+        c.cloudwatch
+            .put_dashboard()
+            .dashboard_name(&d.names.dashboard)
+            .dashboard_body(body(d).to_string())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| PieceError::aws(self.label(d), "writing", e))
+    }
+
+    async fn delete(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        _found: &Found<Observed>,
+        _cancel: &CancellationToken,
+    ) -> Result<(), PieceError> {
+        match c
+            .cloudwatch
+            .delete_dashboards()
+            .dashboard_names(&d.names.dashboard)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_code(&e, codes::DASHBOARD_NOT_FOUND) => Ok(()),
+            Err(e) => Err(PieceError::aws(self.label(d), "deleting", e)),
+        }
     }
 }

@@ -14,7 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::errors::{codes, is_code};
 use super::wait::{self, Poll};
-use super::{compare, compare_tags, owned, Clients, Desired, Difference, Found, Hcl, PieceError};
+use super::{
+    compare, compare_tags, owned, Clients, Desired, Difference, Ensure, Found, Hcl, Piece,
+    PieceError,
+};
 
 /// Which function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +46,12 @@ impl Function {
         }
     }
 
-    fn piece(self, d: &Desired) -> String {
-        format!("Lambda function {}", self.name(d))
+    /// `scanner` or `reporter`, as names and descriptions spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Function::Scanner => "scanner",
+            Function::Reporter => "reporter",
+        }
     }
 
     /// The environment the function runs with, written by the rules crate's contract (which the
@@ -112,7 +119,7 @@ impl Observed {
 }
 
 /// Reads the function's configuration, code hash and tags.
-pub async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observed>, PieceError> {
+async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observed>, PieceError> {
     let got = match c
         .lambda
         .get_function()
@@ -122,7 +129,7 @@ pub async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observe
     {
         Ok(g) => g,
         Err(e) if is_code(&e, codes::LAMBDA_NOT_FOUND) => return Ok(Found::Missing),
-        Err(e) => return Err(PieceError::aws(f.piece(d), "reading", e)),
+        Err(e) => return Err(PieceError::aws(f.label(d), "reading", e)),
     };
     // The response's Code.Location points at an AWS host: it is never fetched.
     let cfg = got.configuration();
@@ -190,7 +197,7 @@ pub async fn wait_settled(
     f: Function,
     cancel: &CancellationToken,
 ) -> Result<(), PieceError> {
-    let p = f.piece(d);
+    let p = f.label(d);
     wait::until(&p, "waiting for", wait::LAMBDA_SETTLE, cancel, || async {
         let cfg = c
             .lambda
@@ -286,7 +293,7 @@ where
         + Sync
         + 'static,
 {
-    let p = f.piece(d);
+    let p = f.label(d);
     loop {
         let result =
             wait::retry_while(wait::IAM_PROPAGATION, cancel, role_not_ready, &mut op).await;
@@ -319,8 +326,8 @@ where
 }
 
 /// Differences from the desired configuration (the code hash is an attribute of its own).
-pub fn drift(d: &Desired, f: Function, found: &Found<Observed>) -> Vec<Difference> {
-    let p = f.piece(d);
+fn drift(d: &Desired, f: Function, found: &Found<Observed>) -> Vec<Difference> {
+    let p = f.label(d);
     let Found::Present(o) = found else {
         return vec![Difference::missing(p)];
     };
@@ -359,7 +366,7 @@ fn config_differs(d: &Desired, f: Function, o: &Observed) -> bool {
 /// Creates the function, or updates its configuration, code and tags where they differ, waiting
 /// for Lambda to finish each step before the next (an update while one is in progress is
 /// refused). Returns its ARN.
-pub async fn ensure(
+async fn ensure(
     c: &Clients,
     d: &Desired,
     f: Function,
@@ -368,7 +375,7 @@ pub async fn ensure(
     cancel: &CancellationToken,
 ) -> Result<String, PieceError> {
     let name = f.name(d);
-    let p = f.piece(d);
+    let p = f.label(d);
     let env = Environment::builder()
         .set_variables(Some(f.environment(d).into_iter().collect()))
         .build();
@@ -388,10 +395,7 @@ pub async fn ensure(
                     .environment(env.clone())
                     .description(format!(
                         "EC2 compliance monitor ({}), stack {}",
-                        match f {
-                            Function::Scanner => "scanner",
-                            Function::Reporter => "reporter",
-                        },
+                        f.as_str(),
                         d.names.suffix
                     ))
                     .code(LambdaCode::builder().zip_file(Blob::new(code.zip)).build())
@@ -520,7 +524,7 @@ pub async fn ensure(
 }
 
 /// Deletes the function. A missing one is fine.
-pub async fn delete(c: &Clients, d: &Desired, f: Function) -> Result<(), PieceError> {
+async fn delete(c: &Clients, d: &Desired, f: Function) -> Result<(), PieceError> {
     match c
         .lambda
         .delete_function()
@@ -530,6 +534,48 @@ pub async fn delete(c: &Clients, d: &Desired, f: Function) -> Result<(), PieceEr
     {
         Ok(_) => Ok(()),
         Err(e) if is_code(&e, codes::LAMBDA_NOT_FOUND) => Ok(()),
-        Err(e) => Err(PieceError::aws(f.piece(d), "deleting", e)),
+        Err(e) => Err(PieceError::aws(f.label(d), "deleting", e)),
+    }
+}
+
+impl Piece for Function {
+    type Observed = Observed;
+    /// The function's ARN.
+    type Made = String;
+
+    fn label(&self, d: &Desired) -> String {
+        format!("Lambda function {}", self.name(d))
+    }
+
+    fn owner_tags(o: &Observed) -> Option<&BTreeMap<String, String>> {
+        Some(&o.tags)
+    }
+
+    async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
+        read(c, d, *self).await
+    }
+
+    fn drift(&self, d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
+        drift(d, *self, found)
+    }
+
+    async fn ensure(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        found: &Found<Observed>,
+        how: &Ensure<'_>,
+    ) -> Result<String, PieceError> {
+        ensure(c, d, *self, *how.codes.get(*self), found, how.cancel).await
+    }
+
+    async fn delete(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        _found: &Found<Observed>,
+        _cancel: &CancellationToken,
+    ) -> Result<(), PieceError> {
+        delete(c, d, *self).await
     }
 }

@@ -2,9 +2,27 @@
 
 use std::collections::BTreeMap;
 
+use tokio_util::sync::CancellationToken;
+
+use super::functions::Function;
 use super::{
-    codes, compare, compare_tags, is_code, owned, Clients, Desired, Difference, Found, PieceError,
+    codes, compare, compare_tags, is_code, owned, Clients, Desired, Difference, Ensure, Found,
+    Piece, PieceError,
 };
+
+/// A function's log group (`/aws/lambda/<function>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogGroup(pub Function);
+
+impl LogGroup {
+    /// The group's name.
+    pub fn name(self, d: &Desired) -> &str {
+        match self.0 {
+            Function::Scanner => &d.names.scanner_log_group,
+            Function::Reporter => &d.names.reporter_log_group,
+        }
+    }
+}
 
 /// What a read finds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -19,11 +37,52 @@ fn piece(name: &str) -> String {
     format!("log group {name}")
 }
 
+impl Piece for LogGroup {
+    type Observed = Observed;
+    type Made = ();
+
+    fn label(&self, d: &Desired) -> String {
+        piece(self.name(d))
+    }
+
+    fn owner_tags(o: &Observed) -> Option<&BTreeMap<String, String>> {
+        Some(&o.tags)
+    }
+
+    async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
+        read(c, self.name(d)).await
+    }
+
+    fn drift(&self, d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
+        drift(d, self.name(d), found)
+    }
+
+    async fn ensure(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        found: &Found<Observed>,
+        _how: &Ensure<'_>,
+    ) -> Result<(), PieceError> {
+        ensure(c, d, self.name(d), found).await
+    }
+
+    async fn delete(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        _found: &Found<Observed>,
+        _cancel: &CancellationToken,
+    ) -> Result<(), PieceError> {
+        delete(c, self.name(d)).await
+    }
+}
+
 /// Reads one log group.
 // The name-based tag calls are deprecated in favour of ARN-based ones, but they are what every
 // emulator implements and they need no account id.
 #[allow(deprecated)]
-pub async fn read(c: &Clients, name: &str) -> Result<Found<Observed>, PieceError> {
+async fn read(c: &Clients, name: &str) -> Result<Found<Observed>, PieceError> {
     let p = piece(name);
     let out = c
         .logs
@@ -57,7 +116,7 @@ pub async fn read(c: &Clients, name: &str) -> Result<Found<Observed>, PieceError
 }
 
 /// Differences from the desired settings.
-pub fn drift(d: &Desired, name: &str, found: &Found<Observed>) -> Vec<Difference> {
+fn drift(d: &Desired, name: &str, found: &Found<Observed>) -> Vec<Difference> {
     let p = piece(name);
     let Found::Present(o) = found else {
         return vec![Difference::missing(p)];
@@ -76,7 +135,7 @@ pub fn drift(d: &Desired, name: &str, found: &Found<Observed>) -> Vec<Difference
 
 /// Creates the log group or brings retention and tags to the desired values.
 #[allow(deprecated)]
-pub async fn ensure(
+async fn ensure(
     c: &Clients,
     d: &Desired,
     name: &str,
@@ -139,7 +198,7 @@ pub async fn ensure(
 }
 
 /// Deletes the log group. A missing one is fine.
-pub async fn delete(c: &Clients, name: &str) -> Result<(), PieceError> {
+async fn delete(c: &Clients, name: &str) -> Result<(), PieceError> {
     match c.logs.delete_log_group().log_group_name(name).send().await {
         Ok(_) => Ok(()),
         Err(e) if is_code(&e, codes::LOGS_NOT_FOUND) => Ok(()),

@@ -1,5 +1,5 @@
-//! AWS: one module per piece of the stack, each with the same small shape — read it, create it or
-//! bring it to the desired settings (`ensure`), delete it — and the clients they share.
+//! AWS: one module per piece of the stack, each implementing [`Piece`] — its label, read, drift,
+//! create or bring to the desired settings (`ensure`), delete — and the clients they share.
 //!
 //! Nothing here knows Terraform: the `monitor` module maps configuration to a [`Desired`] stack
 //! and calls these.
@@ -11,6 +11,7 @@ pub mod errors;
 pub mod functions;
 pub mod hcl;
 pub mod log_groups;
+pub mod pair;
 pub mod roles;
 pub mod schedules;
 pub mod topic;
@@ -18,16 +19,20 @@ pub mod wait;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 
 use aws_config::BehaviorVersion;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tokio_util::sync::CancellationToken;
 
 pub use errors::{codes, describe, is_code};
 pub use hcl::Hcl;
+pub use pair::ScannerReporter;
 
 use crate::monitor::names::StackNames;
 use crate::monitor::settings::ProviderSettings;
+use functions::Code;
 
 /// Clients for every service the stack uses, built once per provider process.
 #[derive(Clone, Debug)]
@@ -330,6 +335,74 @@ pub fn name_taken(piece: &str, suffix: &str) -> PieceError {
             suffix.hcl()
         ),
     )
+}
+
+/// One piece of the stack, as terraform-provider-aws keeps one file per resource: the piece
+/// names itself, reads itself, says how it differs from the desired stack, creates or repairs
+/// itself (waiting for what AWS finishes after answering) and deletes itself. The stack
+/// ([`crate::monitor::stack`]) is a table of pieces in dependency order.
+pub trait Piece: Sync {
+    /// What a read finds when the piece exists.
+    type Observed: Send + Sync;
+    /// What an ensure gives back: an ARN the resource records, or nothing.
+    type Made: Send;
+
+    /// The piece as users read it, e.g. `log group /aws/lambda/compliance-scanner-dev`.
+    fn label(&self, d: &Desired) -> String;
+
+    /// The tags that say which stack the piece belongs to, or `None` for a piece whose read does
+    /// not hold them (alarms and the dashboard today): such a piece is taken as the stack's.
+    fn owner_tags(o: &Self::Observed) -> Option<&BTreeMap<String, String>>;
+
+    /// True when the piece exists and is not the stack `suffix`'s: on create its name is taken
+    /// (adopting it would put someone else's resource under the stack, and destroy would delete
+    /// it), and destroy leaves it in place.
+    fn foreign(found: &Found<Self::Observed>, suffix: &str) -> bool {
+        found
+            .present()
+            .and_then(Self::owner_tags)
+            .is_some_and(|tags| !owned(tags, suffix))
+    }
+
+    /// Reads the piece. Only the exact code that means "not there" reads as [`Found::Missing`].
+    fn read(
+        &self,
+        c: &Clients,
+        d: &Desired,
+    ) -> impl Future<Output = Result<Found<Self::Observed>, PieceError>> + Send;
+
+    /// Every way the piece differs from the desired stack.
+    fn drift(&self, d: &Desired, found: &Found<Self::Observed>) -> Vec<Difference>;
+
+    /// Creates the piece, or brings it to the desired settings writing only what differs. A
+    /// create whose answer was lost and that meets the piece it made takes it as made.
+    fn ensure(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        found: &Found<Self::Observed>,
+        how: &Ensure<'_>,
+    ) -> impl Future<Output = Result<Self::Made, PieceError>> + Send;
+
+    /// Deletes the piece. A piece already gone counts as deleted.
+    fn delete(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        found: &Found<Self::Observed>,
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<(), PieceError>> + Send;
+}
+
+/// What an ensure may need besides the piece and what was found.
+#[derive(Debug, Clone, Copy)]
+pub struct Ensure<'a> {
+    /// The functions' packages.
+    pub codes: ScannerReporter<Code<'a>>,
+    /// Rewrite tags on pieces whose tags are only checked at write time (alarms).
+    pub retag: bool,
+    /// Terraform's StopProvider: waits and retries end when it fires.
+    pub cancel: &'a CancellationToken,
 }
 
 /// How a piece was found by a read.

@@ -7,9 +7,11 @@ use serde_json::{json, Value};
 
 use tokio_util::sync::CancellationToken;
 
+use super::functions::Function;
 use super::wait;
 use super::{
-    codes, compare_tags, is_code, owned, Clients, Desired, Difference, Found, Hcl, PieceError,
+    codes, compare_tags, is_code, owned, Clients, Desired, Difference, Ensure, Found, Hcl, Piece,
+    PieceError,
 };
 
 /// Which function a role serves.
@@ -37,8 +39,20 @@ impl Role {
         }
     }
 
-    fn piece(self, d: &Desired) -> String {
-        format!("IAM role {}", self.name(d))
+    /// The role of a function.
+    pub fn of(f: Function) -> Role {
+        match f {
+            Function::Scanner => Role::Scanner,
+            Function::Reporter => Role::Reporter,
+        }
+    }
+
+    /// The function the role serves.
+    pub fn function(self) -> Function {
+        match self {
+            Role::Scanner => Function::Scanner,
+            Role::Reporter => Function::Reporter,
+        }
     }
 
     /// The inline policy: what the function needs and nothing more.
@@ -110,9 +124,9 @@ fn decode_doc(text: &str) -> Value {
 }
 
 /// Reads a role, its inline policies and tags.
-pub async fn read(c: &Clients, d: &Desired, role: Role) -> Result<Found<Observed>, PieceError> {
+async fn read(c: &Clients, d: &Desired, role: Role) -> Result<Found<Observed>, PieceError> {
     let name = role.name(d);
-    let p = role.piece(d);
+    let p = role.label(d);
     let got = match c.iam.get_role().role_name(name).send().await {
         Ok(r) => r,
         Err(e) if is_code(&e, codes::IAM_NO_SUCH_ENTITY) => return Ok(Found::Missing),
@@ -257,8 +271,8 @@ pub fn beyond_needs(d: &Desired, role: Role, o: &Observed) -> Vec<String> {
 }
 
 /// Differences from the desired role.
-pub fn drift(d: &Desired, role: Role, found: &Found<Observed>) -> Vec<Difference> {
-    let p = role.piece(d);
+fn drift(d: &Desired, role: Role, found: &Found<Observed>) -> Vec<Difference> {
+    let p = role.label(d);
     let Found::Present(o) = found else {
         return vec![Difference::missing(p)];
     };
@@ -296,14 +310,14 @@ pub fn drift(d: &Desired, role: Role, found: &Found<Observed>) -> Vec<Difference
 }
 
 /// Creates the role or brings trust, policies and tags to the desired ones. Returns its ARN.
-pub async fn ensure(
+async fn ensure(
     c: &Clients,
     d: &Desired,
     role: Role,
     found: &Found<Observed>,
 ) -> Result<String, PieceError> {
     let name = role.name(d);
-    let p = role.piece(d);
+    let p = role.label(d);
     let tags: Vec<Tag> = d
         .tags
         .iter()
@@ -411,14 +425,14 @@ fn gone_is_done<T, E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R
 }
 
 /// Deletes the role's inline policies, then the role. A missing role is fine.
-pub async fn delete(
+async fn delete(
     c: &Clients,
     d: &Desired,
     role: Role,
     cancel: &CancellationToken,
 ) -> Result<(), PieceError> {
     let name = role.name(d);
-    let p = role.piece(d);
+    let p = role.label(d);
     let names = match c.iam.list_role_policies().role_name(name).send().await {
         Ok(n) => n,
         Err(e) if is_code(&e, codes::IAM_NO_SUCH_ENTITY) => return Ok(()),
@@ -463,5 +477,47 @@ pub async fn delete(
         Err(None) => Err(wait::stopped(&p, "deleting")),
         Err(Some(e)) if is_code(&e, codes::IAM_NO_SUCH_ENTITY) => Ok(()),
         Err(Some(e)) => Err(PieceError::aws(&p, "deleting", e)),
+    }
+}
+
+impl Piece for Role {
+    type Observed = Observed;
+    /// The role's ARN.
+    type Made = String;
+
+    fn label(&self, d: &Desired) -> String {
+        format!("IAM role {}", self.name(d))
+    }
+
+    fn owner_tags(o: &Observed) -> Option<&BTreeMap<String, String>> {
+        Some(&o.tags)
+    }
+
+    async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
+        read(c, d, *self).await
+    }
+
+    fn drift(&self, d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
+        drift(d, *self, found)
+    }
+
+    async fn ensure(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        found: &Found<Observed>,
+        _how: &Ensure<'_>,
+    ) -> Result<String, PieceError> {
+        ensure(c, d, *self, found).await
+    }
+
+    async fn delete(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        _found: &Found<Observed>,
+        cancel: &CancellationToken,
+    ) -> Result<(), PieceError> {
+        delete(c, d, *self, cancel).await
     }
 }

@@ -4,20 +4,22 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
+use tokio_util::sync::CancellationToken;
 
 use super::functions::Function;
 use super::{
-    codes, compare, compare_tags, is_code, Clients, Desired, Difference, Found, PieceError,
+    codes, compare, compare_tags, is_code, Clients, Desired, Difference, Ensure, Found, Piece,
+    PieceError,
 };
+
+/// A function's schedule: an EventBridge rule named as the function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule(pub Function);
 
 /// Id of the rule's one target.
 pub const TARGET_ID: &str = "compliance-function";
 /// Statement id of the invoke permission on the function.
 pub const PERMISSION_ID: &str = "compliance-schedule";
-
-fn piece(d: &Desired, f: Function) -> String {
-    format!("schedule {}", f.name(d))
-}
 
 fn expression(d: &Desired, f: Function) -> &str {
     match f {
@@ -51,9 +53,9 @@ pub struct Observed {
 }
 
 /// Reads the rule, its targets, the invoke permission and tags.
-pub async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observed>, PieceError> {
+async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observed>, PieceError> {
     let name = f.name(d);
-    let p = piece(d, f);
+    let p = Schedule(f).label(d);
     let rule = match c.events.describe_rule().name(name).send().await {
         Ok(r) => r,
         Err(e) if is_code(&e, codes::EVENTS_NOT_FOUND) => return Ok(Found::Missing),
@@ -105,8 +107,8 @@ pub async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observe
 }
 
 /// Differences from the desired schedule.
-pub fn drift(d: &Desired, f: Function, found: &Found<Observed>) -> Vec<Difference> {
-    let p = piece(d, f);
+fn drift(d: &Desired, f: Function, found: &Found<Observed>) -> Vec<Difference> {
+    let p = Schedule(f).label(d);
     let Found::Present(o) = found else {
         return vec![Difference::missing(p)];
     };
@@ -132,14 +134,14 @@ pub fn drift(d: &Desired, f: Function, found: &Found<Observed>) -> Vec<Differenc
 }
 
 /// Creates or repairs the rule, its target and the invoke permission.
-pub async fn ensure(
+async fn ensure(
     c: &Clients,
     d: &Desired,
     f: Function,
     found: &Found<Observed>,
 ) -> Result<(), PieceError> {
     let name = f.name(d);
-    let p = piece(d, f);
+    let p = Schedule(f).label(d);
     let blank = Observed::default();
     let o = found.present().unwrap_or(&blank);
     let tags: Vec<Tag> = d
@@ -237,9 +239,9 @@ pub async fn ensure(
 }
 
 /// Removes the targets and the rule (the permission goes with the function). Missing is fine.
-pub async fn delete(c: &Clients, d: &Desired, f: Function) -> Result<(), PieceError> {
+async fn delete(c: &Clients, d: &Desired, f: Function) -> Result<(), PieceError> {
     let name = f.name(d);
-    let p = piece(d, f);
+    let p = Schedule(f).label(d);
     match c
         .events
         .remove_targets()
@@ -256,5 +258,46 @@ pub async fn delete(c: &Clients, d: &Desired, f: Function) -> Result<(), PieceEr
         Ok(_) => Ok(()),
         Err(e) if is_code(&e, codes::EVENTS_NOT_FOUND) => Ok(()),
         Err(e) => Err(PieceError::aws(p, "deleting", e)),
+    }
+}
+
+impl Piece for Schedule {
+    type Observed = Observed;
+    type Made = ();
+
+    fn label(&self, d: &Desired) -> String {
+        format!("schedule {}", self.0.name(d))
+    }
+
+    fn owner_tags(o: &Observed) -> Option<&BTreeMap<String, String>> {
+        Some(&o.tags)
+    }
+
+    async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
+        read(c, d, self.0).await
+    }
+
+    fn drift(&self, d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
+        drift(d, self.0, found)
+    }
+
+    async fn ensure(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        found: &Found<Observed>,
+        _how: &Ensure<'_>,
+    ) -> Result<(), PieceError> {
+        ensure(c, d, self.0, found).await
+    }
+
+    async fn delete(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        _found: &Found<Observed>,
+        _cancel: &CancellationToken,
+    ) -> Result<(), PieceError> {
+        delete(c, d, self.0).await
     }
 }

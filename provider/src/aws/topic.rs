@@ -3,8 +3,15 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_sns::types::Tag;
+use tokio_util::sync::CancellationToken;
 
-use super::{codes, compare_tags, is_code, Clients, Desired, Difference, Found, PieceError};
+use super::{
+    codes, compare_tags, is_code, Clients, Desired, Difference, Ensure, Found, Piece, PieceError,
+};
+
+/// The alert topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Topic;
 
 /// What a read finds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -15,14 +22,10 @@ pub struct Observed {
     pub tags: BTreeMap<String, String>,
 }
 
-fn piece(d: &Desired) -> String {
-    format!("topic {}", d.names.topic)
-}
-
 /// Reads the topic, its subscriptions and tags.
-pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
+async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
     let arn = d.topic_arn();
-    let p = piece(d);
+    let p = Topic.label(d);
     match c.sns.get_topic_attributes().topic_arn(&arn).send().await {
         Ok(_) => {}
         Err(e) if is_code(&e, codes::SNS_NOT_FOUND) => return Ok(Found::Missing),
@@ -67,8 +70,8 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceErro
 }
 
 /// Differences from the desired settings.
-pub fn drift(d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
-    let p = piece(d);
+fn drift(d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
+    let p = Topic.label(d);
     let Found::Present(o) = found else {
         return vec![Difference::missing(p)];
     };
@@ -88,12 +91,8 @@ pub fn drift(d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
 
 /// Creates the topic (an idempotent call) and makes the desired address its only e-mail
 /// subscription: subscribes the new address, then removes old ones that can be removed.
-pub async fn ensure(
-    c: &Clients,
-    d: &Desired,
-    found: &Found<Observed>,
-) -> Result<String, PieceError> {
-    let p = piece(d);
+async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<String, PieceError> {
+    let p = Topic.label(d);
     let blank = Observed::default();
     let o = found.present().unwrap_or(&blank);
     let tags: Vec<Tag> = d
@@ -167,10 +166,52 @@ pub async fn ensure(
 }
 
 /// Deletes the topic (its subscriptions go with it). A missing topic is fine.
-pub async fn delete(c: &Clients, d: &Desired) -> Result<(), PieceError> {
+async fn delete(c: &Clients, d: &Desired) -> Result<(), PieceError> {
     match c.sns.delete_topic().topic_arn(d.topic_arn()).send().await {
         Ok(_) => Ok(()),
         Err(e) if is_code(&e, codes::SNS_NOT_FOUND) => Ok(()),
-        Err(e) => Err(PieceError::aws(piece(d), "deleting", e)),
+        Err(e) => Err(PieceError::aws(Topic.label(d), "deleting", e)),
+    }
+}
+
+impl Piece for Topic {
+    type Observed = Observed;
+    /// The topic's ARN.
+    type Made = String;
+
+    fn label(&self, d: &Desired) -> String {
+        format!("topic {}", d.names.topic)
+    }
+
+    fn owner_tags(o: &Observed) -> Option<&BTreeMap<String, String>> {
+        Some(&o.tags)
+    }
+
+    async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
+        read(c, d).await
+    }
+
+    fn drift(&self, d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
+        drift(d, found)
+    }
+
+    async fn ensure(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        found: &Found<Observed>,
+        _how: &Ensure<'_>,
+    ) -> Result<String, PieceError> {
+        ensure(c, d, found).await
+    }
+
+    async fn delete(
+        &self,
+        c: &Clients,
+        d: &Desired,
+        _found: &Found<Observed>,
+        _cancel: &CancellationToken,
+    ) -> Result<(), PieceError> {
+        delete(c, d).await
     }
 }

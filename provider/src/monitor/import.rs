@@ -31,7 +31,7 @@ pub fn state_from(
         }
         set("topic_arn", Value::string(d.topic_arn()));
     }
-    if let Some(f) = o.functions[0].present() {
+    if let Some(f) = o.functions.scanner.present() {
         // Read as the scanner reads them. A value unset, blank or unreadable keeps the default:
         // the scanner applied the default then too (or refused to run), and the next plan shows
         // the environment's difference from the configuration.
@@ -73,17 +73,22 @@ pub fn state_from(
             },
         );
     }
-    if let Some(f) = o.functions[1].present() {
+    if let Some(f) = o.functions.reporter.present() {
         set("reporter_function_arn", Value::string(&f.arn));
         set("reporter_code_sha256", Value::string(&f.code_sha256));
     }
-    if let Some(s) = o.schedules[0].present() {
+    if let Some(s) = o.schedules.scanner.present() {
         set("scan_schedule", Value::string(&s.expression));
     }
-    if let Some(s) = o.schedules[1].present() {
+    if let Some(s) = o.schedules.reporter.present() {
         set("report_schedule", Value::string(&s.expression));
     }
-    if let Some(days) = o.log_groups[0].present().and_then(|l| l.retention_days) {
+    if let Some(days) = o
+        .log_groups
+        .scanner
+        .present()
+        .and_then(|l| l.retention_days)
+    {
         set("log_retention_days", Value::int(days.into()));
     }
     if let Some(days) = o.bucket.present().and_then(|b| b.glacier_days) {

@@ -1,6 +1,9 @@
 //! The names of every AWS piece of one stack, all derived from the environment suffix so two
 //! stacks live side by side in one account and region.
 
+use crate::aws::alarms::FailureDuration;
+use crate::aws::ScannerReporter;
+
 /// Longest suffix that keeps every derived name within its service's limit: the longest prefix
 /// is `compliance-reporter-` (20 characters) and Lambda function and IAM role names stop at 64.
 pub const MAX_SUFFIX_LEN: usize = 44;
@@ -22,8 +25,8 @@ pub struct StackNames {
     pub scanner_log_group: String,
     /// Reporter log group.
     pub reporter_log_group: String,
-    /// The four alarms: scanner failure, scanner duration, reporter failure, reporter duration.
-    pub alarms: [String; 4],
+    /// The alarms on each function: `scanner-failure-alarm-<suffix>` and so on.
+    pub alarms: ScannerReporter<FailureDuration<String>>,
     /// CloudWatch dashboard.
     pub dashboard: String,
     /// CloudWatch metric namespace of the scanner's metrics.
@@ -41,12 +44,9 @@ impl StackNames {
             topic: format!("compliance-alerts-{suffix}"),
             scanner_log_group: format!("/aws/lambda/{scanner}"),
             reporter_log_group: format!("/aws/lambda/{reporter}"),
-            alarms: [
-                format!("scanner-failure-alarm-{suffix}"),
-                format!("scanner-duration-alarm-{suffix}"),
-                format!("reporter-failure-alarm-{suffix}"),
-                format!("reporter-duration-alarm-{suffix}"),
-            ],
+            alarms: ScannerReporter::new(|f| {
+                FailureDuration::new(|k| format!("{}-{}-alarm-{suffix}", f.as_str(), k.as_str()))
+            }),
             dashboard: format!("compliance-dashboard-{suffix}"),
             metric_namespace: "ComplianceMonitoring".to_string(),
             scanner,
@@ -66,7 +66,10 @@ mod tests {
         assert_eq!(n.topic, "compliance-alerts-dev");
         assert_eq!(n.scanner, "compliance-scanner-dev");
         assert_eq!(n.reporter_log_group, "/aws/lambda/compliance-reporter-dev");
-        assert_eq!(n.alarms[3], "reporter-duration-alarm-dev");
+        assert_eq!(n.alarms.scanner.failure, "scanner-failure-alarm-dev");
+        assert_eq!(n.alarms.scanner.duration, "scanner-duration-alarm-dev");
+        assert_eq!(n.alarms.reporter.failure, "reporter-failure-alarm-dev");
+        assert_eq!(n.alarms.reporter.duration, "reporter-duration-alarm-dev");
         assert_eq!(n.dashboard, "compliance-dashboard-dev");
     }
 

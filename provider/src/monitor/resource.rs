@@ -10,8 +10,8 @@ use super::schema::{resource_schema, OUTPUTS};
 use super::settings::ProviderSettings;
 use super::stack;
 use super::validate;
-use crate::aws::functions::{Code, Function};
-use crate::aws::{Account, Clients, Desired, PieceError};
+use crate::aws::functions::Code;
+use crate::aws::{Account, Clients, Desired, PieceError, ScannerReporter};
 use crate::protocol::diag::{AttrPath, Diagnostic, Diagnostics};
 use crate::protocol::schema::Schema;
 use crate::protocol::service::{ApplyRequest, Outcome, PlanRequest, Resource};
@@ -165,19 +165,19 @@ fn piece_error(e: PieceError) -> Diagnostics {
     .into()
 }
 
-fn codes() -> [Code<'static>; 2] {
+fn codes() -> ScannerReporter<Code<'static>> {
     let s = crate::code::scanner();
     let r = crate::code::reporter();
-    [
-        Code {
+    ScannerReporter {
+        scanner: Code {
             zip: s.zip,
             sha256: &s.sha256_base64,
         },
-        Code {
+        reporter: Code {
             zip: r.zip,
             sha256: &r.sha256_base64,
         },
-    ]
+    }
 }
 
 /// Runs `check` on a known, non-null attribute and turns its message into a diagnostic there.
@@ -389,7 +389,7 @@ pub fn plan_state(req: &PlanRequest) -> Value {
         };
         attrs.insert(name.to_string(), value);
     }
-    let [scanner, reporter] = codes();
+    let ScannerReporter { scanner, reporter } = codes();
     attrs.insert("scanner_code_sha256".into(), Value::string(scanner.sha256));
     attrs.insert(
         "reporter_code_sha256".into(),
@@ -407,11 +407,11 @@ fn applied_state(planned: &Value, applied: &stack::Applied, complete: bool) -> V
         attrs.insert("topic_arn".into(), known(&applied.topic_arn));
         attrs.insert(
             "scanner_function_arn".into(),
-            known(&applied.function_arns[0]),
+            known(&applied.function_arns.scanner),
         );
         attrs.insert(
             "reporter_function_arn".into(),
-            known(&applied.function_arns[1]),
+            known(&applied.function_arns.reporter),
         );
         if !complete {
             // Unknowns may not remain in a returned state; the next read fills in the truth.
@@ -495,10 +495,10 @@ impl Resource for ComplianceMonitor {
         let retag = req.prior.is_null() || req.prior.attr("tags") != req.planned.attr("tags");
         let mut applied = stack::Applied {
             topic_arn: observed.topic.present().map(|_| d.topic_arn()),
-            function_arns: [
-                observed.functions[0].present().map(|f| f.arn.clone()),
-                observed.functions[1].present().map(|f| f.arn.clone()),
-            ],
+            function_arns: observed
+                .functions
+                .as_ref()
+                .map(|_, f| f.present().map(|f| f.arn.clone())),
         };
         let creating = req.prior.is_null();
         match stack::ensure(
@@ -543,15 +543,12 @@ impl Resource for ComplianceMonitor {
                 "drift".into(),
                 Value::List(drift.into_iter().map(Value::String).collect()),
             );
-            for (i, f) in [Function::Scanner, Function::Reporter]
-                .into_iter()
-                .enumerate()
-            {
-                let key = if i == 0 { "scanner" } else { "reporter" };
+            for (f, found) in observed.functions.iter() {
+                let key = f.as_str();
                 if let Some(sha) = observed.code_sha256(f) {
                     attrs.insert(format!("{key}_code_sha256"), Value::String(sha));
                 }
-                if let Some(o) = observed.functions[i].present() {
+                if let Some(o) = found.present() {
                     attrs.insert(format!("{key}_function_arn"), Value::String(o.arn.clone()));
                 }
             }
@@ -697,7 +694,7 @@ mod tests {
         let planned = with(defaults_for("dev"), "scanner_function_arn", Value::Unknown);
         let applied = stack::Applied {
             topic_arn: Some("arn:topic".into()),
-            function_arns: [None, None],
+            function_arns: ScannerReporter::default(),
         };
         let state = applied_state(&planned, &applied, false);
         assert!(!state.contains_unknown());

@@ -1,13 +1,25 @@
-//! The whole stack: read every piece (concurrently), bring every piece to the desired settings in
-//! dependency order (independent pieces concurrently), delete every piece.
+//! The whole stack: a table of its pieces in dependency order. A read reads every piece
+//! concurrently; an apply brings the pieces of each stage to the desired settings concurrently,
+//! stage after stage; a destroy runs the stages backwards.
 
-use futures::future::try_join_all;
+use std::sync::{Mutex, PoisonError};
+
+use futures::future::{join_all, BoxFuture};
+use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::aws::functions::{Code, Function};
-use crate::aws::roles::Role;
-use crate::aws::{alarms, bucket, dashboard, functions, log_groups, roles, schedules, topic};
-use crate::aws::{Clients, Desired, Difference, Found, PieceError};
+use crate::aws::alarms::{self, Alarm, FailureDuration, Kind};
+use crate::aws::bucket::{self, Bucket};
+use crate::aws::dashboard::{self, Dashboard};
+use crate::aws::functions::{self, Code, Function};
+use crate::aws::log_groups::{self, LogGroup};
+use crate::aws::roles::{self, Role};
+use crate::aws::schedules::{self, Schedule};
+use crate::aws::topic::{self, Topic};
+use crate::aws::{
+    name_taken, Clients, Desired, Difference, Ensure, Found, Piece, PieceError, ScannerReporter,
+};
+use Function::{Reporter, Scanner};
 
 /// Every piece as read.
 #[derive(Debug, Clone)]
@@ -16,34 +28,54 @@ pub struct Observed {
     pub bucket: Found<bucket::Observed>,
     /// The topic.
     pub topic: Found<topic::Observed>,
-    /// Roles: scanner, reporter.
-    pub roles: [Found<roles::Observed>; 2],
-    /// Log groups: scanner, reporter.
-    pub log_groups: [Found<log_groups::Observed>; 2],
-    /// Functions: scanner, reporter.
-    pub functions: [Found<functions::Observed>; 2],
-    /// Schedules: scanner, reporter.
-    pub schedules: [Found<schedules::Observed>; 2],
-    /// Alarms with their differences.
-    pub alarms: Vec<(alarms::AlarmSpec, Option<Vec<Difference>>)>,
-    /// The dashboard body.
-    pub dashboard: Found<serde_json::Value>,
+    /// The functions' roles.
+    pub roles: ScannerReporter<Found<roles::Observed>>,
+    /// The functions' log groups.
+    pub log_groups: ScannerReporter<Found<log_groups::Observed>>,
+    /// The functions.
+    pub functions: ScannerReporter<Found<functions::Observed>>,
+    /// The functions' schedules.
+    pub schedules: ScannerReporter<Found<schedules::Observed>>,
+    /// The alarms on each function.
+    pub alarms: ScannerReporter<FailureDuration<Found<alarms::Observed>>>,
+    /// The dashboard.
+    pub dashboard: Found<dashboard::Observed>,
 }
 
-const FUNCTIONS: [Function; 2] = [Function::Scanner, Function::Reporter];
-const ROLES: [Role; 2] = [Role::Scanner, Role::Reporter];
+/// Every piece, in dependency order: the pieces of a stage do not need each other, and each
+/// stage needs the one before (a function runs as its role and logs to its group; a schedule
+/// invokes a function, an alarm watches one and notifies the topic). Destroy runs the stages
+/// backwards.
+const STAGES: [&[&dyn Part]; 3] = [
+    &[
+        &Bucket,
+        &Topic,
+        &Role::Scanner,
+        &Role::Reporter,
+        &LogGroup(Scanner),
+        &LogGroup(Reporter),
+    ],
+    &[&Scanner, &Reporter],
+    &[
+        &Schedule(Scanner),
+        &Schedule(Reporter),
+        &Alarm::new(Scanner, Kind::Failure),
+        &Alarm::new(Scanner, Kind::Duration),
+        &Alarm::new(Reporter, Kind::Failure),
+        &Alarm::new(Reporter, Kind::Duration),
+        &Dashboard,
+    ],
+];
+
+/// Every piece, stage by stage.
+fn parts() -> impl Iterator<Item = &'static dyn Part> {
+    STAGES.into_iter().flatten().copied()
+}
 
 impl Observed {
     /// True when no piece exists at all.
     pub fn nothing_exists(&self) -> bool {
-        self.bucket.present().is_none()
-            && self.topic.present().is_none()
-            && self.roles.iter().all(|r| r.present().is_none())
-            && self.log_groups.iter().all(|r| r.present().is_none())
-            && self.functions.iter().all(|r| r.present().is_none())
-            && self.schedules.iter().all(|r| r.present().is_none())
-            && self.alarms.iter().all(|(_, a)| a.is_none())
-            && self.dashboard.present().is_none()
+        parts().all(|p| !p.exists(self))
     }
 
     /// Every difference from the desired stack, naming the piece, as Terraform shows it.
@@ -56,81 +88,172 @@ impl Observed {
 
     /// Every difference from the desired stack, by piece and setting.
     pub fn differences(&self, d: &Desired) -> Vec<Difference> {
-        let mut out = bucket::drift(d, &self.bucket);
-        out.extend(topic::drift(d, &self.topic));
-        for i in 0..2 {
-            out.extend(roles::drift(d, ROLES[i], &self.roles[i]));
-            let group = log_group_name(d, i);
-            out.extend(log_groups::drift(d, group, &self.log_groups[i]));
-            out.extend(functions::drift(d, FUNCTIONS[i], &self.functions[i]));
-            out.extend(schedules::drift(d, FUNCTIONS[i], &self.schedules[i]));
-        }
-        out.extend(alarms::drift(&self.alarms));
-        out.extend(dashboard::drift(d, &self.dashboard));
-        out
+        parts().flat_map(|p| p.drift(d, self)).collect()
     }
 
     /// The deployed code hash of a function, if it exists.
     pub fn code_sha256(&self, f: Function) -> Option<String> {
-        self.functions[f as usize]
+        self.functions
+            .get(f)
             .present()
             .map(|o| o.code_sha256.clone())
     }
 }
 
-pub use crate::aws::owned;
+/// Where a piece's read is kept in [`Observed`], and what its ensure leaves in [`Applied`].
+trait Slot: Piece {
+    fn found<'o>(&self, o: &'o Observed) -> &'o Found<Self::Observed>;
 
-/// On create, a piece that already exists but is not the stack's is a name taken: adopting it
-/// would put someone else's resource under this stack (and destroy would delete it). Import
-/// adopts a stack explicitly instead.
-fn claim<T>(
-    found: &Found<T>,
-    tags: impl Fn(&T) -> &std::collections::BTreeMap<String, String>,
-    d: &Desired,
-    piece: String,
+    fn record(&self, _made: Self::Made, _applied: &mut Applied) {}
+}
+
+impl Slot for Bucket {
+    fn found<'o>(&self, o: &'o Observed) -> &'o Found<bucket::Observed> {
+        &o.bucket
+    }
+}
+
+impl Slot for Topic {
+    fn found<'o>(&self, o: &'o Observed) -> &'o Found<topic::Observed> {
+        &o.topic
+    }
+
+    fn record(&self, arn: String, applied: &mut Applied) {
+        applied.topic_arn = Some(arn);
+    }
+}
+
+impl Slot for Role {
+    fn found<'o>(&self, o: &'o Observed) -> &'o Found<roles::Observed> {
+        o.roles.get(self.function())
+    }
+}
+
+impl Slot for LogGroup {
+    fn found<'o>(&self, o: &'o Observed) -> &'o Found<log_groups::Observed> {
+        o.log_groups.get(self.0)
+    }
+}
+
+impl Slot for Function {
+    fn found<'o>(&self, o: &'o Observed) -> &'o Found<functions::Observed> {
+        o.functions.get(*self)
+    }
+
+    fn record(&self, arn: String, applied: &mut Applied) {
+        *applied.function_arns.get_mut(*self) = Some(arn);
+    }
+}
+
+impl Slot for Schedule {
+    fn found<'o>(&self, o: &'o Observed) -> &'o Found<schedules::Observed> {
+        o.schedules.get(self.0)
+    }
+}
+
+impl Slot for Alarm {
+    fn found<'o>(&self, o: &'o Observed) -> &'o Found<alarms::Observed> {
+        o.alarms.get(self.function).get(self.kind)
+    }
+}
+
+impl Slot for Dashboard {
+    fn found<'o>(&self, o: &'o Observed) -> &'o Found<dashboard::Observed> {
+        &o.dashboard
+    }
+}
+
+/// One apply: what each piece's ensure needs.
+struct Run<'a> {
+    c: &'a Clients,
+    d: &'a Desired,
+    o: &'a Observed,
+    how: Ensure<'a>,
     creating: bool,
-) -> Result<(), PieceError> {
-    match found {
-        Found::Present(o) if creating && !owned(tags(o), &d.names.suffix) => {
-            Err(crate::aws::name_taken(&piece, &d.names.suffix))
-        }
-        _ => Ok(()),
+    applied: Mutex<&'a mut Applied>,
+}
+
+/// A piece of whatever kind, as the stack handles it; object-safe, so the stack is a table.
+trait Part: Sync {
+    fn label(&self, d: &Desired) -> String;
+    fn exists(&self, o: &Observed) -> bool;
+    fn foreign(&self, d: &Desired, o: &Observed) -> bool;
+    fn drift(&self, d: &Desired, o: &Observed) -> Vec<Difference>;
+    fn ensure<'a>(&'a self, run: &'a Run<'_>) -> BoxFuture<'a, Result<(), PieceError>>;
+    fn delete<'a>(
+        &'a self,
+        c: &'a Clients,
+        d: &'a Desired,
+        o: &'a Observed,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), PieceError>>;
+}
+
+impl<P: Slot> Part for P {
+    fn label(&self, d: &Desired) -> String {
+        Piece::label(self, d)
+    }
+
+    fn exists(&self, o: &Observed) -> bool {
+        self.found(o).present().is_some()
+    }
+
+    fn foreign(&self, d: &Desired, o: &Observed) -> bool {
+        <P as Piece>::foreign(self.found(o), &d.names.suffix)
+    }
+
+    fn drift(&self, d: &Desired, o: &Observed) -> Vec<Difference> {
+        Piece::drift(self, d, self.found(o))
+    }
+
+    fn ensure<'a>(&'a self, run: &'a Run<'_>) -> BoxFuture<'a, Result<(), PieceError>> {
+        Box::pin(async move {
+            // Claim before create: a piece of the stack's name that is not the stack's is a
+            // name taken. Import adopts a stack explicitly instead.
+            if run.creating && Part::foreign(self, run.d, run.o) {
+                return Err(name_taken(&Part::label(self, run.d), &run.d.names.suffix));
+            }
+            let made = Piece::ensure(self, run.c, run.d, self.found(run.o), &run.how).await?;
+            let mut applied = run.applied.lock().unwrap_or_else(PoisonError::into_inner);
+            self.record(made, &mut applied);
+            Ok(())
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        c: &'a Clients,
+        d: &'a Desired,
+        o: &'a Observed,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), PieceError>> {
+        Box::pin(Piece::delete(self, c, d, self.found(o), cancel))
     }
 }
 
-fn log_group_name(d: &Desired, i: usize) -> &str {
-    if i == 0 {
-        &d.names.scanner_log_group
-    } else {
-        &d.names.reporter_log_group
-    }
-}
-
-/// Reads every piece concurrently.
+/// Reads every piece concurrently (the four alarms in one call).
 pub async fn read(c: &Clients, d: &Desired) -> Result<Observed, PieceError> {
-    let (b, t, r0, r1, l0, l1, f0, f1, s0, s1, a, dash) = futures::join!(
-        bucket::read(c, d),
-        topic::read(c, d),
-        roles::read(c, d, Role::Scanner),
-        roles::read(c, d, Role::Reporter),
-        log_groups::read(c, &d.names.scanner_log_group),
-        log_groups::read(c, &d.names.reporter_log_group),
-        functions::read(c, d, Function::Scanner),
-        functions::read(c, d, Function::Reporter),
-        schedules::read(c, d, Function::Scanner),
-        schedules::read(c, d, Function::Reporter),
-        alarms::read(c, d),
-        dashboard::read(c, d),
+    // Each read is boxed: joined in place, the reads make one future of a quarter of a megabyte
+    // in a debug build, which overflows a worker thread's stack as it is moved.
+    let (bucket, topic, roles, log_groups, functions, schedules, alarms, dashboard) = futures::join!(
+        Bucket.read(c, d).boxed(),
+        Topic.read(c, d).boxed(),
+        ScannerReporter::new(|f| async move { Role::of(f).read(c, d).await }.boxed()).join(),
+        ScannerReporter::new(|f| async move { LogGroup(f).read(c, d).await }.boxed()).join(),
+        ScannerReporter::new(|f| async move { f.read(c, d).await }.boxed()).join(),
+        ScannerReporter::new(|f| async move { Schedule(f).read(c, d).await }.boxed()).join(),
+        alarms::read_all(c, d).boxed(),
+        Dashboard.read(c, d).boxed(),
     );
     Ok(Observed {
-        bucket: b?,
-        topic: t?,
-        roles: [r0?, r1?],
-        log_groups: [l0?, l1?],
-        functions: [f0?, f1?],
-        schedules: [s0?, s1?],
-        alarms: a?,
-        dashboard: dash?,
+        bucket: bucket?,
+        topic: topic?,
+        roles: roles.transpose()?,
+        log_groups: log_groups.transpose()?,
+        functions: functions.transpose()?,
+        schedules: schedules.transpose()?,
+        alarms: alarms?,
+        dashboard: dashboard?,
     })
 }
 
@@ -139,8 +262,8 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Observed, PieceError> {
 pub struct Applied {
     /// The topic's ARN.
     pub topic_arn: Option<String>,
-    /// Function ARNs: scanner, reporter.
-    pub function_arns: [Option<String>; 2],
+    /// The functions' ARNs.
+    pub function_arns: ScannerReporter<Option<String>>,
 }
 
 fn cancelled(cancel: &CancellationToken) -> Result<(), PieceError> {
@@ -158,17 +281,16 @@ fn cancelled(cancel: &CancellationToken) -> Result<(), PieceError> {
 /// How an apply treats what it finds.
 #[derive(Debug, Clone, Copy)]
 pub struct EnsureOptions<'a> {
-    /// The functions' packages: scanner, reporter.
-    pub codes: [Code<'a>; 2],
+    /// The functions' packages.
+    pub codes: ScannerReporter<Code<'a>>,
     /// Rewrite tags on pieces whose tags are only checked at write time (alarms).
     pub retag: bool,
     /// A create: an existing piece that is not the stack's is a name taken.
     pub creating: bool,
 }
 
-/// Brings every piece to the desired settings, writing only what differs: bucket, topic, roles
-/// and log groups first (concurrently), then the functions, then schedules, alarms and
-/// dashboard. On error, `applied` holds what was done so far.
+/// Brings every piece to the desired settings, writing only what differs, stage by stage with
+/// the pieces of a stage concurrently. On error, `applied` holds what was done so far.
 pub async fn ensure(
     c: &Clients,
     d: &Desired,
@@ -177,117 +299,25 @@ pub async fn ensure(
     cancel: &CancellationToken,
     applied: &mut Applied,
 ) -> Result<(), PieceError> {
-    let EnsureOptions {
-        codes,
-        retag,
-        creating,
-    } = opts;
-    cancelled(cancel)?;
-    let n = &d.names;
-    let (b, t, r0, r1, l0, l1) = futures::join!(
-        async {
-            claim(
-                &o.bucket,
-                |b| &b.tags,
-                d,
-                format!("bucket {}", n.bucket),
-                creating,
-            )?;
-            bucket::ensure(c, d, &o.bucket).await
+    let run = Run {
+        c,
+        d,
+        o,
+        how: Ensure {
+            codes: opts.codes,
+            retag: opts.retag,
+            cancel,
         },
-        async {
-            claim(
-                &o.topic,
-                |t| &t.tags,
-                d,
-                format!("topic {}", n.topic),
-                creating,
-            )?;
-            topic::ensure(c, d, &o.topic).await
-        },
-        async {
-            claim(
-                &o.roles[0],
-                |r| &r.tags,
-                d,
-                format!("IAM role {}", n.scanner),
-                creating,
-            )?;
-            roles::ensure(c, d, Role::Scanner, &o.roles[0]).await
-        },
-        async {
-            claim(
-                &o.roles[1],
-                |r| &r.tags,
-                d,
-                format!("IAM role {}", n.reporter),
-                creating,
-            )?;
-            roles::ensure(c, d, Role::Reporter, &o.roles[1]).await
-        },
-        async {
-            claim(
-                &o.log_groups[0],
-                |l| &l.tags,
-                d,
-                format!("log group {}", n.scanner_log_group),
-                creating,
-            )?;
-            log_groups::ensure(c, d, &n.scanner_log_group, &o.log_groups[0]).await
-        },
-        async {
-            claim(
-                &o.log_groups[1],
-                |l| &l.tags,
-                d,
-                format!("log group {}", n.reporter_log_group),
-                creating,
-            )?;
-            log_groups::ensure(c, d, &n.reporter_log_group, &o.log_groups[1]).await
-        },
-    );
-    if let Ok(arn) = &t {
-        applied.topic_arn = Some(arn.clone());
-    }
-    b?;
-    t?;
-    r0?;
-    r1?;
-    l0?;
-    l1?;
-    cancelled(cancel)?;
-    let results = futures::future::join_all(FUNCTIONS.iter().zip(codes).enumerate().map(
-        |(i, (f, code))| async move {
-            claim(
-                &o.functions[i],
-                |x| &x.tags,
-                d,
-                format!("Lambda function {}", f.name(d)),
-                creating,
-            )?;
-            functions::ensure(c, d, *f, code, &o.functions[i], cancel).await
-        },
-    ))
-    .await;
-    for (i, r) in results.iter().enumerate() {
-        if let Ok(arn) = r {
-            applied.function_arns[i] = Some(arn.clone());
+        creating: opts.creating,
+        applied: Mutex::new(applied),
+    };
+    for stage in STAGES {
+        cancelled(cancel)?;
+        // Every piece of the stage finishes (or fails) before the first error is returned.
+        for result in join_all(stage.iter().map(|p| p.ensure(&run))).await {
+            result?;
         }
     }
-    for r in results {
-        r?;
-    }
-    cancelled(cancel)?;
-    let (s0, s1, a, dash) = futures::join!(
-        schedules::ensure(c, d, Function::Scanner, &o.schedules[0]),
-        schedules::ensure(c, d, Function::Reporter, &o.schedules[1]),
-        alarms::ensure(c, d, &o.alarms, retag),
-        dashboard::ensure(c, d, &o.dashboard),
-    );
-    s0?;
-    s1?;
-    a?;
-    dash?;
     Ok(())
 }
 
@@ -304,108 +334,21 @@ pub async fn delete(
     cancel: &CancellationToken,
 ) -> Result<Vec<String>, PieceError> {
     let o = read(c, d).await?;
-    let mut kept = Vec::new();
-    let mut mine =
-        |present: Option<&std::collections::BTreeMap<String, String>>, piece: String| match present
-        {
-            Some(tags) if !owned(tags, &d.names.suffix) => {
-                kept.push(piece);
-                false
-            }
-            _ => true,
-        };
-    let n = &d.names;
-    let del_schedule = [
-        mine(
-            o.schedules[0].present().map(|x| &x.tags),
-            format!("schedule {}", n.scanner),
-        ),
-        mine(
-            o.schedules[1].present().map(|x| &x.tags),
-            format!("schedule {}", n.reporter),
-        ),
-    ];
-    let del_function = [
-        mine(
-            o.functions[0].present().map(|x| &x.tags),
-            format!("Lambda function {}", n.scanner),
-        ),
-        mine(
-            o.functions[1].present().map(|x| &x.tags),
-            format!("Lambda function {}", n.reporter),
-        ),
-    ];
-    let del_bucket = mine(
-        o.bucket.present().map(|x| &x.tags),
-        format!("bucket {}", n.bucket),
-    );
-    let del_topic = mine(
-        o.topic.present().map(|x| &x.tags),
-        format!("topic {}", n.topic),
-    );
-    let del_role = [
-        mine(
-            o.roles[0].present().map(|x| &x.tags),
-            format!("IAM role {}", n.scanner),
-        ),
-        mine(
-            o.roles[1].present().map(|x| &x.tags),
-            format!("IAM role {}", n.reporter),
-        ),
-    ];
-    let del_group = [
-        mine(
-            o.log_groups[0].present().map(|x| &x.tags),
-            format!("log group {}", n.scanner_log_group),
-        ),
-        mine(
-            o.log_groups[1].present().map(|x| &x.tags),
-            format!("log group {}", n.reporter_log_group),
-        ),
-    ];
-    if del_bucket {
+    let kept = parts()
+        .filter(|p| p.foreign(d, &o))
+        .map(|p| p.label(d))
+        .collect();
+    if !Part::foreign(&Bucket, d, &o) {
         bucket::empty(c, d, cancel).await?;
     }
-    async fn when(
-        yes: bool,
-        f: impl std::future::Future<Output = Result<(), PieceError>>,
-    ) -> Result<(), PieceError> {
-        if yes {
-            f.await
-        } else {
-            Ok(())
+    for stage in STAGES.into_iter().rev() {
+        let mine = stage.iter().filter(|p| !p.foreign(d, &o));
+        for result in join_all(mine.map(|p| p.delete(c, d, &o, cancel))).await {
+            result?;
         }
     }
-    let (s0, s1, a, dash) = futures::join!(
-        when(del_schedule[0], schedules::delete(c, d, Function::Scanner)),
-        when(del_schedule[1], schedules::delete(c, d, Function::Reporter)),
-        alarms::delete(c, &o.alarms),
-        dashboard::delete(c, d),
-    );
-    s0?;
-    s1?;
-    a?;
-    dash?;
-    try_join_all(
-        FUNCTIONS
-            .iter()
-            .zip(del_function)
-            .map(|(f, yes)| when(yes, functions::delete(c, d, *f))),
-    )
-    .await?;
-    let (b, t, r0, r1, l0, l1) = futures::join!(
-        when(del_bucket, bucket::delete(c, d, cancel)),
-        when(del_topic, topic::delete(c, d)),
-        when(del_role[0], roles::delete(c, d, Role::Scanner, cancel)),
-        when(del_role[1], roles::delete(c, d, Role::Reporter, cancel)),
-        when(del_group[0], log_groups::delete(c, &n.scanner_log_group)),
-        when(del_group[1], log_groups::delete(c, &n.reporter_log_group)),
-    );
-    b?;
-    t?;
-    r0?;
-    r1?;
-    l0?;
-    l1?;
     Ok(kept)
 }
+
+#[cfg(test)]
+mod tests;
