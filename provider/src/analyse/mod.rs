@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::aws::{codes, is_code, Clients, Desired, PieceError};
-use crate::monitor::resource::{desired_from, validate_config};
+use crate::monitor::model::MonitorModel;
+use crate::monitor::resource::desired_from;
 use crate::monitor::schema::{defaults_for, resource_schema};
 use crate::monitor::settings::{validate_provider, ProviderSettings};
 use crate::monitor::stack::{self, Observed};
@@ -248,10 +249,10 @@ pub fn state_attributes(
 }
 
 /// The wanted resource settings and where they came from, before any AWS call.
-pub fn wanted_settings(o: &Options) -> Result<(Value, String), String> {
+pub fn wanted_settings(o: &Options) -> Result<(MonitorModel, String), String> {
     let Some(path) = &o.state else {
         let suffix = o.suffix.as_deref().unwrap_or_default();
-        return Ok((defaults_for(suffix), "resource defaults".into()));
+        return Ok((MonitorModel::defaults(suffix), "resource defaults".into()));
     };
     let shown = path.display();
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -280,11 +281,12 @@ pub fn wanted_settings(o: &Options) -> Result<(Value, String), String> {
             }
         }
     }
-    let diags = validate_config(&v);
+    let diags = validate::config(&v);
     if let Some(d) = diags.0.first() {
         return Err(format!("--state {shown}: {}: {}", d.summary, d.detail));
     }
-    Ok((v, format!("state file {shown}")))
+    let model = MonitorModel::from_value(&v).map_err(|e| format!("--state {shown}: {e}"))?;
+    Ok((model, format!("state file {shown}")))
 }
 
 /// How long ago the newest object under `scans/` was stored, looking only at the date folders
@@ -333,7 +335,7 @@ async fn newest_result(c: &Clients, d: &Desired, now: i64, window: Duration) -> 
 /// Reads the stack and everything the checks need, and builds the report.
 pub async fn analyse(
     o: &Options,
-    resource: &Value,
+    resource: &MonitorModel,
     settings_from: String,
 ) -> Result<Report, PieceError> {
     let settings = ProviderSettings {

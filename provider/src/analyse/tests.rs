@@ -179,7 +179,7 @@ fn defaults_without_state() {
 
 fn desired() -> Desired {
     desired_from(
-        &defaults_for("dev"),
+        &MonitorModel::defaults("dev"),
         &ProviderSettings::default(),
         "us-east-1",
         &Account::new("123456789012", "aws"),

@@ -2,6 +2,7 @@
 //! maps configuration to the desired stack.
 
 pub mod import;
+pub mod model;
 pub mod names;
 pub mod resource;
 pub mod schema;

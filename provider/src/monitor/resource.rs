@@ -1,10 +1,11 @@
 //! The `compliance_monitor` resource: validation and planning of the whole stack.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
+use super::model::MonitorModel;
 use super::names::StackNames;
 use super::schema::{resource_schema, OUTPUTS};
 use super::settings::ProviderSettings;
@@ -12,7 +13,7 @@ use super::stack;
 use super::validate;
 use crate::aws::functions::Code;
 use crate::aws::{Account, Clients, Desired, PieceError, ScannerReporter};
-use crate::protocol::diag::{AttrPath, Diagnostic, Diagnostics};
+use crate::protocol::diag::{Diagnostic, Diagnostics};
 use crate::protocol::schema::Schema;
 use crate::protocol::service::{ApplyRequest, Outcome, PlanRequest, Resource};
 use crate::protocol::value::Value;
@@ -75,6 +76,12 @@ impl ComplianceMonitor {
 
     /// The desired stack for a state or plan value, with the account looked up once.
     async fn desired(&self, v: &Value) -> Result<(&Clients, Desired), Diagnostics> {
+        let model = MonitorModel::from_value(v).map_err(|e| {
+            Diagnostics::from(Diagnostic::error(
+                "Invalid resource value",
+                format!("{e}. This is a bug; please report it."),
+            ))
+        })?;
         let cfg = self.configured()?;
         let clients = cfg.clients().await?;
         let account = cfg
@@ -84,8 +91,90 @@ impl ComplianceMonitor {
             .map_err(piece_error)?;
         Ok((
             clients,
-            desired_from(v, &cfg.settings, &clients.region, account),
+            desired_from(&model, &cfg.settings, &clients.region, account),
         ))
+    }
+
+    /// Creates the stack: every piece, claimed first (one that exists and is not the stack's is
+    /// a name taken).
+    async fn create(&self, planned: Value, cancel: &CancellationToken) -> Outcome {
+        self.ensure(Value::Null, planned, true, true, cancel).await
+    }
+
+    /// Brings the stack to the plan, writing only what differs; alarms are re-tagged when the
+    /// tags changed (PutMetricAlarm ignores tags on an alarm that exists).
+    async fn update(&self, prior: Value, planned: Value, cancel: &CancellationToken) -> Outcome {
+        let retag = prior.attr("tags") != planned.attr("tags");
+        self.ensure(prior, planned, false, retag, cancel).await
+    }
+
+    /// Reads the stack and brings every piece to `planned`. On failure the state keeps what
+    /// was made, so Terraform knows every piece.
+    async fn ensure(
+        &self,
+        prior: Value,
+        planned: Value,
+        creating: bool,
+        retag: bool,
+        cancel: &CancellationToken,
+    ) -> Outcome {
+        let (clients, d) = match self.desired(&planned).await {
+            Ok(x) => x,
+            Err(diags) => return with_error(prior, diags),
+        };
+        tracing::info!(stack = %d.names.suffix, creating, "applying the stack");
+        let observed = match stack::read(clients, &d).await {
+            Ok(o) => o,
+            Err(e) => return with_error(prior, piece_error(e)),
+        };
+        let mut applied = stack::Applied {
+            topic_arn: observed.topic.present().map(|_| d.topic_arn()),
+            function_arns: observed
+                .functions
+                .as_ref()
+                .map(|_, f| f.present().map(|f| f.arn.clone())),
+        };
+        let opts = stack::EnsureOptions {
+            codes: codes(),
+            retag,
+            creating,
+        };
+        match stack::ensure(clients, &d, &observed, opts, cancel, &mut applied).await {
+            Ok(()) => Outcome {
+                state: applied_state(&planned, &applied, true),
+                ..Outcome::default()
+            },
+            Err(e) => with_error(applied_state(&planned, &applied, false), piece_error(e)),
+        }
+    }
+
+    /// Deletes every piece the stack made; pieces that are not its own are left, with a warning.
+    async fn delete(&self, prior: Value, cancel: &CancellationToken) -> Outcome {
+        let (clients, d) = match self.desired(&prior).await {
+            Ok(x) => x,
+            Err(diags) => return with_error(prior, diags),
+        };
+        tracing::info!(stack = %d.names.suffix, "deleting the stack");
+        match stack::delete(clients, &d, cancel).await {
+            Ok(kept) => Outcome {
+                diagnostics: Diagnostics(
+                    kept.into_iter()
+                        .map(|piece| {
+                            Diagnostic::warning(
+                                format!("Left {piece} in place"),
+                                format!(
+                                    "It is not tagged ComplianceStack = {:?}, so it was not created by this stack \
+                                     and was not deleted.",
+                                    d.names.suffix
+                                ),
+                            )
+                        })
+                        .collect(),
+                ),
+                ..Outcome::default()
+            },
+            Err(e) => with_error(prior, piece_error(e)),
+        }
     }
 }
 
@@ -100,56 +189,32 @@ pub fn own_tags(suffix: &str) -> [(String, String); 2] {
     ]
 }
 
-fn int(v: &Value, name: &str) -> i32 {
-    v.attr(name).as_i64().unwrap_or_default() as i32
-}
-
-fn text(v: &Value, name: &str) -> String {
-    v.attr(name).as_str().unwrap_or_default().to_string()
-}
-
-/// Maps a known, validated resource value to the desired stack.
+/// Maps the model to the desired stack in an account and region.
 pub fn desired_from(
-    v: &Value,
+    m: &MonitorModel,
     settings: &ProviderSettings,
     region: &str,
     account: &Account,
 ) -> Desired {
-    let suffix = text(v, "environment_suffix");
+    let suffix = &m.environment_suffix;
     let mut tags: BTreeMap<String, String> = settings.default_tags.clone();
-    if let Some(user) = v.attr("tags").entries() {
-        tags.extend(
-            user.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))),
-        );
-    }
-    tags.extend(own_tags(&suffix));
+    tags.extend(m.tags.clone().unwrap_or_default());
+    tags.extend(own_tags(suffix));
     Desired {
-        names: StackNames::new(&suffix),
+        names: StackNames::new(suffix),
         account_id: account.id.clone(),
         partition: account.partition.clone(),
         region: region.to_string(),
-        alert_email: text(v, "alert_email"),
-        required_tags: v
-            .attr("required_tags")
-            .elements()
-            .iter()
-            .filter_map(|t| t.as_str().map(str::to_string))
-            .collect(),
-        restricted_ports: v
-            .attr("restricted_ports")
-            .elements()
-            .iter()
-            .filter_map(|p| p.as_i64())
-            .map(|p| p as u16)
-            .collect(),
-        exempt_tag_key: text(v, "exempt_tag_key"),
-        scan_schedule: text(v, "scan_schedule"),
-        report_schedule: text(v, "report_schedule"),
-        log_retention_days: int(v, "log_retention_days"),
-        glacier_transition_days: int(v, "glacier_transition_days"),
-        memory_mb: int(v, "lambda_memory_mb"),
-        timeout_seconds: int(v, "lambda_timeout_seconds"),
+        alert_email: m.alert_email.clone(),
+        required_tags: m.required_tags.clone(),
+        restricted_ports: m.restricted_ports.clone(),
+        exempt_tag_key: m.exempt_tag_key.clone(),
+        scan_schedule: m.scan_schedule.clone(),
+        report_schedule: m.report_schedule.clone(),
+        log_retention_days: m.log_retention_days,
+        glacier_transition_days: m.glacier_transition_days,
+        memory_mb: m.lambda_memory_mb,
+        timeout_seconds: m.lambda_timeout_seconds,
         tags,
     }
 }
@@ -178,185 +243,6 @@ fn codes() -> ScannerReporter<Code<'static>> {
             sha256: &r.sha256_base64,
         },
     }
-}
-
-/// Runs `check` on a known, non-null attribute and turns its message into a diagnostic there.
-fn check_attr(
-    diags: &mut Diagnostics,
-    config: &Value,
-    name: &str,
-    summary: &str,
-    check: impl FnOnce(&Value) -> Result<(), String>,
-) {
-    let v = config.attr(name);
-    if v.is_null() || v.is_unknown() {
-        return;
-    }
-    if let Err(detail) = check(v) {
-        diags.push(Diagnostic::error(summary, detail).at(AttrPath::attr(name)));
-    }
-}
-
-/// A whole number, or an explanation naming the attribute.
-fn whole(v: &Value, name: &str) -> Result<i64, String> {
-    v.as_i64()
-        .ok_or_else(|| format!("{name} must be a whole number."))
-}
-
-/// Validates the resource configuration; unknown values pass.
-pub fn validate_config(config: &Value) -> Diagnostics {
-    let mut d = Diagnostics::default();
-    check_attr(
-        &mut d,
-        config,
-        "environment_suffix",
-        "Invalid environment_suffix",
-        |v| validate::environment_suffix(v.as_str().unwrap_or_default()),
-    );
-    check_attr(&mut d, config, "alert_email", "Invalid alert_email", |v| {
-        validate::email(v.as_str().unwrap_or_default())
-    });
-    for name in ["scan_schedule", "report_schedule"] {
-        check_attr(&mut d, config, name, &format!("Invalid {name}"), |v| {
-            validate::schedule(v.as_str().unwrap_or_default())
-        });
-    }
-    check_attr(
-        &mut d,
-        config,
-        "log_retention_days",
-        "Invalid log_retention_days",
-        |v| validate::log_retention(whole(v, "log_retention_days")?),
-    );
-    check_attr(
-        &mut d,
-        config,
-        "lambda_memory_mb",
-        "Invalid lambda_memory_mb",
-        |v| {
-            validate::in_range(
-                whole(v, "lambda_memory_mb")?,
-                validate::LAMBDA_MEMORY_MB,
-                "Lambda memory (MB)",
-            )
-        },
-    );
-    check_attr(
-        &mut d,
-        config,
-        "lambda_timeout_seconds",
-        "Invalid lambda_timeout_seconds",
-        |v| {
-            validate::in_range(
-                whole(v, "lambda_timeout_seconds")?,
-                validate::LAMBDA_TIMEOUT_SECONDS,
-                "Lambda timeout (seconds)",
-            )
-        },
-    );
-    check_attr(
-        &mut d,
-        config,
-        "glacier_transition_days",
-        "Invalid glacier_transition_days",
-        |v| {
-            validate::in_range(
-                whole(v, "glacier_transition_days")?,
-                (0, 36500),
-                "the Glacier transition (days)",
-            )
-        },
-    );
-    check_attr(
-        &mut d,
-        config,
-        "exempt_tag_key",
-        "Invalid exempt_tag_key",
-        |v| validate::tag_key(v.as_str().unwrap_or_default()),
-    );
-
-    // Lists: each element is checked where it stands, so the error points at it.
-    let tags = config.attr("required_tags");
-    if let Value::List(items) = tags {
-        if items.is_empty() {
-            d.push(
-                Diagnostic::error(
-                    "Invalid required_tags",
-                    "required_tags is empty, so every instance would pass. List at least one key, e.g. [\"Owner\"], \
-                     or leave the attribute out for the defaults.",
-                )
-                .at(AttrPath::attr("required_tags")),
-            );
-        }
-        let mut seen = BTreeSet::new();
-        for (i, item) in items.iter().enumerate() {
-            let Some(key) = item.as_str() else { continue };
-            let at = AttrPath::attr("required_tags").index(i);
-            if let Err(detail) = validate::tag_key(key) {
-                d.push(Diagnostic::error("Invalid required_tags", detail).at(at));
-            } else if !seen.insert(key) {
-                d.push(
-                    Diagnostic::error(
-                        "Invalid required_tags",
-                        format!("{key:?} is listed twice. Remove the duplicate."),
-                    )
-                    .at(at),
-                );
-            }
-        }
-    }
-    if let Value::List(items) = config.attr("restricted_ports") {
-        let mut seen = BTreeSet::new();
-        for (i, item) in items.iter().enumerate() {
-            if item.is_unknown() {
-                continue;
-            }
-            let at = AttrPath::attr("restricted_ports").index(i);
-            match item.as_i64() {
-                Some(p) if (0..=65535).contains(&p) => {
-                    if !seen.insert(p) {
-                        d.push(
-                            Diagnostic::error(
-                                "Invalid restricted_ports",
-                                format!("Port {p} is listed twice. Remove the duplicate."),
-                            )
-                            .at(at),
-                        );
-                    }
-                }
-                _ => d.push(
-                    Diagnostic::error(
-                        "Invalid restricted_ports",
-                        format!(
-                            "{} is not a port. Ports are whole numbers from 0 to 65535.",
-                            match item {
-                                Value::Number(n) => n.to_string(),
-                                _ => "null".into(),
-                            }
-                        ),
-                    )
-                    .at(at),
-                ),
-            }
-        }
-    }
-    if let Some(entries) = config.attr("tags").entries() {
-        for (key, value) in entries {
-            let at = AttrPath::attr("tags").key(key);
-            if let Err(detail) = validate::tag_key(key) {
-                d.push(Diagnostic::error("Invalid tags", detail).at(at));
-            } else if value.as_str().is_some_and(|v| v.chars().count() > 256) {
-                d.push(
-                    Diagnostic::error(
-                        "Invalid tags",
-                        format!("The value of tag {key:?} is longer than AWS's 256 characters. Shorten it."),
-                    )
-                    .at(at),
-                );
-            }
-        }
-    }
-    d
 }
 
 /// Fills the computed attributes of a planned state: names from the suffix and the embedded code
@@ -444,82 +330,22 @@ impl Resource for ComplianceMonitor {
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
-        validate_config(config)
+        validate::config(config)
     }
 
     async fn plan(&self, req: PlanRequest, _cancel: CancellationToken) -> Outcome {
         Outcome {
             state: plan_state(&req),
-            diagnostics: validate_config(&req.config),
+            diagnostics: validate::config(&req.config),
             ..Outcome::default()
         }
     }
 
     async fn apply(&self, req: ApplyRequest, cancel: CancellationToken) -> Outcome {
-        if req.planned.is_null() {
-            let (clients, d) = match self.desired(&req.prior).await {
-                Ok(x) => x,
-                Err(diags) => return with_error(req.prior, diags),
-            };
-            tracing::info!(stack = %d.names.suffix, "deleting the stack");
-            return match stack::delete(clients, &d, &cancel).await {
-                Ok(kept) => Outcome {
-                    diagnostics: Diagnostics(
-                        kept.into_iter()
-                            .map(|piece| {
-                                Diagnostic::warning(
-                                    format!("Left {piece} in place"),
-                                    format!(
-                                        "It is not tagged ComplianceStack = {:?}, so it was not created by this stack \
-                                         and was not deleted.",
-                                        d.names.suffix
-                                    ),
-                                )
-                            })
-                            .collect(),
-                    ),
-                    ..Outcome::default()
-                },
-                Err(e) => with_error(req.prior, piece_error(e)),
-            };
-        }
-        let (clients, d) = match self.desired(&req.planned).await {
-            Ok(x) => x,
-            Err(diags) => return with_error(req.prior, diags),
-        };
-        tracing::info!(stack = %d.names.suffix, create = req.prior.is_null(), "applying the stack");
-        let observed = match stack::read(clients, &d).await {
-            Ok(o) => o,
-            Err(e) => return with_error(req.prior, piece_error(e)),
-        };
-        let retag = req.prior.is_null() || req.prior.attr("tags") != req.planned.attr("tags");
-        let mut applied = stack::Applied {
-            topic_arn: observed.topic.present().map(|_| d.topic_arn()),
-            function_arns: observed
-                .functions
-                .as_ref()
-                .map(|_, f| f.present().map(|f| f.arn.clone())),
-        };
-        let creating = req.prior.is_null();
-        match stack::ensure(
-            clients,
-            &d,
-            &observed,
-            stack::EnsureOptions {
-                codes: codes(),
-                retag,
-                creating,
-            },
-            &cancel,
-            &mut applied,
-        )
-        .await
-        {
-            Ok(()) => Outcome {
-                state: applied_state(&req.planned, &applied, true),
-                ..Outcome::default()
-            },
-            Err(e) => with_error(applied_state(&req.planned, &applied, false), piece_error(e)),
+        match (req.prior.is_null(), req.planned.is_null()) {
+            (_, true) => self.delete(req.prior, &cancel).await,
+            (true, false) => self.create(req.planned, &cancel).await,
+            (false, false) => self.update(req.prior, req.planned, &cancel).await,
         }
     }
 
@@ -639,7 +465,7 @@ mod tests {
             ..ProviderSettings::default()
         };
         let d = desired_from(
-            &v,
+            &MonitorModel::from_value(&v).unwrap(),
             &settings,
             "eu-west-1",
             &Account::new("111122223333", "aws"),
@@ -660,6 +486,38 @@ mod tests {
             d.topic_arn(),
             "arn:aws:sns:eu-west-1:111122223333:compliance-alerts-dev"
         );
+    }
+
+    /// Every ARN the stack writes (its own, and those in role and bucket policies) is in the
+    /// partition of the credentials, so a stack in aws-cn or aws-us-gov matches what it reads.
+    #[test]
+    fn arns_follow_the_partition_of_the_account() {
+        use crate::aws::roles::Role;
+        let d = desired_from(
+            &MonitorModel::defaults("dev"),
+            &ProviderSettings::default(),
+            "cn-north-1",
+            &Account::new("111122223333", "aws-cn"),
+        );
+        let arns = [
+            d.topic_arn(),
+            d.function_arn("f"),
+            d.role_arn("r"),
+            d.log_group_arn("g"),
+            d.bucket_arn("/scans/*"),
+        ];
+        for arn in &arns {
+            assert!(arn.starts_with("arn:aws-cn:"), "{arn}");
+        }
+        let policies = [
+            Role::Scanner.policy(&d).to_string(),
+            Role::Reporter.policy(&d).to_string(),
+            crate::aws::bucket::policy(&d).to_string(),
+        ];
+        for doc in &policies {
+            assert!(!doc.contains("arn:aws:"), "{doc}");
+            assert!(doc.contains("arn:aws-cn:"), "{doc}");
+        }
     }
 
     #[test]

@@ -53,81 +53,17 @@ pub const OUTPUTS: [(&str, &str); 9] = [
     ),
 ];
 
-fn strings(items: &[&str]) -> Value {
-    Value::List(items.iter().map(|s| Value::string(*s)).collect())
-}
-
 /// The `compliance_monitor` resource schema.
 pub fn resource_schema() -> Schema {
     use Mode::*;
-    let mut attributes = vec![
-        Attribute::new("id", Type::String, Computed, "The stack's id: its environment suffix."),
-        Attribute::new(
-            "environment_suffix",
-            Type::String,
-            Required,
-            "Suffix of every resource name (`compliance-results-<suffix>`, ...), so stacks live side by side. \
-             Lowercase letters, digits and hyphens, at most 44 characters. Changing it replaces the stack.",
-        )
-        .requires_replace(),
-        Attribute::new("alert_email", Type::String, Optional, "E-mail address subscribed to the alert topic.")
-            .default(Value::string("compliance-team@example.com")),
-        Attribute::new(
-            "required_tags",
-            Type::list(Type::String),
-            Optional,
-            "Tag keys every EC2 instance must carry with a non-blank value (case-sensitive).",
-        )
-        .default(strings(&DEFAULT_REQUIRED_TAGS)),
-        Attribute::new(
-            "restricted_ports",
-            Type::list(Type::Number),
-            Optional,
-            "Ports that must not be open to `0.0.0.0/0` or `::/0` over TCP or UDP.",
-        )
-        .default(Value::List(DEFAULT_RESTRICTED_PORTS.iter().map(|p| Value::int(*p)).collect())),
-        Attribute::new(
-            "exempt_tag_key",
-            Type::String,
-            Optional,
-            "Tag key that exempts an instance when its value is `true` (any case).",
-        )
-        .default(Value::string("ComplianceExempt")),
-        Attribute::new("scan_schedule", Type::String, Optional, "EventBridge schedule of the scanner.")
-            .default(Value::string("rate(6 hours)")),
-        Attribute::new("report_schedule", Type::String, Optional, "EventBridge schedule of the daily reporter.")
-            .default(Value::string("cron(0 0 * * ? *)")),
-        Attribute::new(
-            "log_retention_days",
-            Type::Number,
-            Optional,
-            "Retention of both functions' log groups, one of CloudWatch Logs' accepted values.",
-        )
-        .default(Value::int(30)),
-        Attribute::new(
-            "glacier_transition_days",
-            Type::Number,
-            Optional,
-            "Days after which results move to S3 Glacier (they are never expired).",
-        )
-        .default(Value::int(90)),
-        Attribute::new("lambda_memory_mb", Type::Number, Optional, "Memory of both functions, in MB (128-10240).")
-            .default(Value::int(256)),
-        Attribute::new(
-            "lambda_timeout_seconds",
-            Type::Number,
-            Optional,
-            "Timeout of both functions, in seconds (1-900); the duration alarms fire at this limit.",
-        )
-        .default(Value::int(300)),
-        Attribute::new(
-            "tags",
-            Type::map(Type::String),
-            Optional,
-            "Tags for every piece of the stack, on top of the provider's `default_tags` and the stack's own \
-             (`ManagedBy`, `ComplianceStack`).",
-        ),
-    ];
+    let mut attributes = vec![Attribute::new(
+        "id",
+        Type::String,
+        Computed,
+        "The stack's id: its environment suffix.",
+    )];
+    // The configurable attributes, as the model declares them.
+    attributes.extend(super::model::attributes().iter().map(|a| a.attribute()));
     attributes.extend(
         OUTPUTS
             .iter()
@@ -211,16 +147,15 @@ pub fn provider_schema() -> Schema {
     }
 }
 
-/// A resource value with every default set, for `suffix`: what an import starts from.
+/// A resource value with every default set, for `suffix` (computed attributes null): what an
+/// import starts from.
 pub fn defaults_for(suffix: &str) -> Value {
-    let schema = resource_schema();
-    let mut attrs: std::collections::BTreeMap<String, Value> = schema
-        .block
-        .attributes
-        .iter()
-        .map(|a| (a.name.to_string(), a.default.clone().unwrap_or(Value::Null)))
-        .collect();
-    attrs.insert("environment_suffix".into(), Value::string(suffix));
-    attrs.insert("id".into(), Value::string(suffix));
-    Value::Object(attrs)
+    let mut v = super::model::MonitorModel::defaults(suffix).to_value();
+    if let Value::Object(attrs) = &mut v {
+        for a in resource_schema().block.attributes {
+            attrs.entry(a.name.to_string()).or_insert(Value::Null);
+        }
+        attrs.insert("id".into(), Value::string(suffix));
+    }
+    v
 }

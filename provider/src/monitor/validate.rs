@@ -180,6 +180,174 @@ pub fn tag_key(k: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Validates a resource configuration: every attribute's check, as the model declares them.
+/// Unknown values pass (they are checked when known, at apply's plan).
+pub fn config(config: &crate::protocol::value::Value) -> crate::protocol::diag::Diagnostics {
+    let mut d = crate::protocol::diag::Diagnostics::default();
+    for def in super::model::attributes() {
+        d.0.extend(def.validate(config).0);
+    }
+    d
+}
+
+/// The checks the model's declarations name: each adapts a rule above to a value and its path,
+/// and reports every problem at the path of the offending element.
+pub mod checks {
+    use std::collections::BTreeSet;
+
+    use crate::monitor::model::Problems;
+    use crate::protocol::diag::AttrPath;
+    use crate::protocol::value::Value;
+
+    fn one(path: &AttrPath, result: Result<(), String>) -> Problems {
+        result
+            .err()
+            .map(|e| (path.clone(), e))
+            .into_iter()
+            .collect()
+    }
+
+    fn text(v: &Value) -> &str {
+        v.as_str().unwrap_or_default()
+    }
+
+    fn whole(
+        v: &Value,
+        path: &AttrPath,
+        check: impl FnOnce(i64) -> Result<(), String>,
+    ) -> Problems {
+        match v.as_i64() {
+            Some(n) => one(path, check(n)),
+            None => {
+                let name = match path.0.first() {
+                    Some(crate::protocol::diag::Step::Attr(name)) => name.as_str(),
+                    _ => "the value",
+                };
+                vec![(path.clone(), format!("{name} must be a whole number."))]
+            }
+        }
+    }
+
+    pub fn suffix(v: &Value, at: &AttrPath) -> Problems {
+        one(at, super::environment_suffix(text(v)))
+    }
+
+    pub fn email(v: &Value, at: &AttrPath) -> Problems {
+        one(at, super::email(text(v)))
+    }
+
+    pub fn schedule(v: &Value, at: &AttrPath) -> Problems {
+        one(at, super::schedule(text(v)))
+    }
+
+    pub fn tag_key(v: &Value, at: &AttrPath) -> Problems {
+        one(at, super::tag_key(text(v)))
+    }
+
+    pub fn retention(v: &Value, at: &AttrPath) -> Problems {
+        whole(v, at, super::log_retention)
+    }
+
+    pub fn glacier_days(v: &Value, at: &AttrPath) -> Problems {
+        whole(v, at, |n| {
+            super::in_range(n, (0, 36500), "the Glacier transition (days)")
+        })
+    }
+
+    pub fn memory(v: &Value, at: &AttrPath) -> Problems {
+        whole(v, at, |n| {
+            super::in_range(n, super::LAMBDA_MEMORY_MB, "Lambda memory (MB)")
+        })
+    }
+
+    pub fn timeout(v: &Value, at: &AttrPath) -> Problems {
+        whole(v, at, |n| {
+            super::in_range(n, super::LAMBDA_TIMEOUT_SECONDS, "Lambda timeout (seconds)")
+        })
+    }
+
+    /// Not empty (every instance would pass), each a valid key, no duplicates; each error
+    /// points at its element.
+    pub fn required_tags(v: &Value, at: &AttrPath) -> Problems {
+        let items = v.elements();
+        let mut out = Problems::new();
+        if matches!(v, Value::List(_)) && items.is_empty() {
+            out.push((
+                at.clone(),
+                "required_tags is empty, so every instance would pass. List at least one key, e.g. \
+                 [\"Owner\"], or leave the attribute out for the defaults."
+                    .into(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, item) in items.iter().enumerate() {
+            let Some(key) = item.as_str() else { continue };
+            let at = at.clone().index(i);
+            if let Err(detail) = super::tag_key(key) {
+                out.push((at, detail));
+            } else if !seen.insert(key) {
+                out.push((
+                    at,
+                    format!("{key:?} is listed twice. Remove the duplicate."),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Each a port, no duplicates; each error points at its element.
+    pub fn ports(v: &Value, at: &AttrPath) -> Problems {
+        let mut out = Problems::new();
+        let mut seen = BTreeSet::new();
+        for (i, item) in v.elements().iter().enumerate() {
+            if item.is_unknown() {
+                continue;
+            }
+            let at = at.clone().index(i);
+            match item.as_i64() {
+                Some(p) if (0..=65535).contains(&p) => {
+                    if !seen.insert(p) {
+                        out.push((
+                            at,
+                            format!("Port {p} is listed twice. Remove the duplicate."),
+                        ));
+                    }
+                }
+                _ => out.push((
+                    at,
+                    format!(
+                        "{} is not a port. Ports are whole numbers from 0 to 65535.",
+                        match item {
+                            Value::Number(n) => n.to_string(),
+                            _ => "null".into(),
+                        }
+                    ),
+                )),
+            }
+        }
+        out
+    }
+
+    /// Each key valid, each value within AWS's 256 characters; each error points at its key.
+    pub fn tags(v: &Value, at: &AttrPath) -> Problems {
+        let mut out = Problems::new();
+        for (key, value) in v.entries().into_iter().flatten() {
+            let at = at.clone().key(key);
+            if let Err(detail) = super::tag_key(key) {
+                out.push((at, detail));
+            } else if value.as_str().is_some_and(|v| v.chars().count() > 256) {
+                out.push((
+                    at,
+                    format!(
+                        "The value of tag {key:?} is longer than AWS's 256 characters. Shorten it."
+                    ),
+                ));
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
