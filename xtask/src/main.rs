@@ -2,7 +2,8 @@
 //!
 //! - `setup`: install what tests need into a cache outside the repo (`COMPLIANCE_TOOLS_DIR`,
 //!   default `~/.cache/compliance-monitor`): moto, Terraform, cargo-lambda, zig, Chromium.
-//! - `test`: setup, build everything once (dev profile), run every test.
+//! - `test`: setup, `cargo fmt --check`, build everything once (dev profile), clippy with
+//!   warnings as errors, run every test.
 //! - `demo`: setup, build the provider, install it into a filesystem mirror, and run Terraform on
 //!   `examples/terraform`.
 //! - `bench`: print the provider's start-up and memory figures.
@@ -98,8 +99,19 @@ pub fn cargo() -> Command {
 
 /// Builds every target once in the dev profile, then runs every test of the workspace.
 fn test(extra: &[String]) -> Result<(), String> {
+    // Style first: it takes a second and names the file to fix.
+    run(cargo().args(["fmt", "--all", "--check"]))?;
     // One build for everything: the end-to-end tests use the binaries this builds.
     run(cargo().args(["build", "--workspace", "--all-targets"]))?;
+    // Lints, with the workspace's [workspace.lints] and every warning an error.
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     let all = run(cargo()
         .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra));

@@ -10,7 +10,7 @@ pub mod dates;
 pub mod run;
 pub mod store;
 
-pub use compliance_retry as retry;
+pub use compliance_runtime::retry;
 
 pub use crate::config::Settings;
 pub use crate::dates::{
@@ -63,7 +63,7 @@ pub enum Command {
 /// Entry point of the binary: Lambda mode when the runtime API is set, else the CLI.
 pub async fn main_entry() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        retry::logging::init("info");
+        compliance_runtime::logging::init("info");
         match lambda_main().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -72,7 +72,7 @@ pub async fn main_entry() -> ExitCode {
             }
         }
     } else {
-        retry::logging::init("info");
+        compliance_runtime::logging::init("info");
         match run_cli(Cli::parse()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -1,11 +1,5 @@
 //! How both functions' AWS clients retry: the SDK's standard mode (exponential backoff with jitter
 //! on throttling, 5xx answers and dropped connections), a bounded number of attempts per call.
-//!
-//! A crate of its own, so the two functions cannot drift apart and the reporter does not take the
-//! scanner's EC2, CloudWatch and STS clients as dependencies. How both log is here for the same
-//! reason ([`logging`]).
-
-pub mod logging;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -12,7 +12,7 @@ pub mod fetch;
 pub mod outputs;
 pub mod run;
 
-pub use compliance_retry as retry;
+pub use compliance_runtime::retry;
 
 use std::process::ExitCode;
 
@@ -52,7 +52,7 @@ struct LambdaArgs {
 /// Entry point of the binary: Lambda mode or CLI mode, by the environment.
 pub async fn main_entry() -> ExitCode {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        retry::logging::init("info");
+        compliance_runtime::logging::init("info");
         match lambda_main().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -62,7 +62,7 @@ pub async fn main_entry() -> ExitCode {
         }
     } else {
         // A local run prints its own summary; the log carries only what went wrong.
-        retry::logging::init("warn");
+        compliance_runtime::logging::init("warn");
         let Command::Scan(args) = Cli::parse().command;
         cli_scan(args).await
     }
