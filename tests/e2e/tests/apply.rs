@@ -15,6 +15,24 @@ use test_support::Moto;
 /// concurrency lets them).
 const SEED: u64 = 20261128;
 
+/// A lifecycle test run twice: against moto as it is, and through the proxy that makes moto
+/// behave as AWS does (then the proxy's counters must show it met what AWS does).
+macro_rules! both_ways {
+    ($plain:ident, $like_aws:ident, $body:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $plain() {
+            $body(&Aws::plain()).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $like_aws() {
+            let aws = Aws::behind(Fidelity::realistic(SEED));
+            $body(&aws).await;
+            aws.assert_met_aws_behaviour();
+        }
+    };
+}
+
 fn config(aws: &Aws, suffix: &str, body: &str) -> String {
     format!(
         "{REQUIRED_PROVIDERS}\nprovider \"compliance\" {{\n  region = \"us-east-1\"\n  endpoint_url = \"{}\"\n  \
@@ -178,18 +196,11 @@ async fn assert_present(moto: &Moto, suffix: &str) {
     assert_eq!(found.len(), 15, "pieces of {suffix}: {found:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apply_update_drift_and_destroy() {
-    apply_update_drift_and_destroy_on(&Aws::plain()).await;
-}
-
-/// The same through the proxy that makes moto behave as AWS does.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn apply_update_drift_and_destroy_like_aws() {
-    let aws = Aws::behind(Fidelity::realistic(SEED));
-    apply_update_drift_and_destroy_on(&aws).await;
-    aws.assert_met_aws_behaviour();
-}
+both_ways!(
+    apply_update_drift_and_destroy,
+    apply_update_drift_and_destroy_like_aws,
+    apply_update_drift_and_destroy_on
+);
 
 async fn apply_update_drift_and_destroy_on(aws: &Aws) {
     let moto = &aws.moto;
@@ -387,18 +398,11 @@ async fn apply_update_drift_and_destroy_on(aws: &Aws) {
     assert_swept(moto, s).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn suffix_change_replaces_and_import_adopts() {
-    suffix_change_replaces_and_import_adopts_on(&Aws::plain()).await;
-}
-
-/// The same through the proxy that makes moto behave as AWS does.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn suffix_change_replaces_and_import_adopts_like_aws() {
-    let aws = Aws::behind(Fidelity::realistic(SEED));
-    suffix_change_replaces_and_import_adopts_on(&aws).await;
-    aws.assert_met_aws_behaviour();
-}
+both_ways!(
+    suffix_change_replaces_and_import_adopts,
+    suffix_change_replaces_and_import_adopts_like_aws,
+    suffix_change_replaces_and_import_adopts_on
+);
 
 async fn suffix_change_replaces_and_import_adopts_on(aws: &Aws) {
     let moto = &aws.moto;
@@ -448,18 +452,11 @@ async fn suffix_change_replaces_and_import_adopts_on(aws: &Aws) {
     assert_swept(moto, "two").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it() {
-    a_failed_apply_keeps_what_it_made_and_destroy_removes_it_on(&Aws::plain()).await;
-}
-
-/// The same through the proxy that makes moto behave as AWS does.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it_like_aws() {
-    let aws = Aws::behind(Fidelity::realistic(SEED));
-    a_failed_apply_keeps_what_it_made_and_destroy_removes_it_on(&aws).await;
-    aws.assert_met_aws_behaviour();
-}
+both_ways!(
+    a_failed_apply_keeps_what_it_made_and_destroy_removes_it,
+    a_failed_apply_keeps_what_it_made_and_destroy_removes_it_like_aws,
+    a_failed_apply_keeps_what_it_made_and_destroy_removes_it_on
+);
 
 async fn a_failed_apply_keeps_what_it_made_and_destroy_removes_it_on(aws: &Aws) {
     let moto = &aws.moto;
@@ -618,19 +615,11 @@ async fn tags_by_piece(cfg: &aws_config::SdkConfig, suffix: &str) -> Vec<(String
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place() {
-    updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place_on(&Aws::plain())
-        .await;
-}
-
-/// The same through the proxy that makes moto behave as AWS does.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place_like_aws() {
-    let aws = Aws::behind(Fidelity::realistic(SEED));
-    updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place_on(&aws).await;
-    aws.assert_met_aws_behaviour();
-}
+both_ways!(
+    updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place,
+    updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place_like_aws,
+    updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place_on
+);
 
 async fn updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_place_on(
     aws: &Aws,
