@@ -8,38 +8,12 @@ use aws_sdk_cloudwatch::types::{
 use tokio_util::sync::CancellationToken;
 
 use super::functions::Function;
-use super::pair::pair;
 use super::{
     codes, compare, hcl, is_code, Clients, Desired, Difference, Ensure, Found, Hcl, Piece,
     PieceError, ScannerReporter,
 };
 
-/// What an alarm watches on its function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Any error: `Errors` above 0.
-    Failure,
-    /// A run that reaches the function's timeout: `Duration` at the timeout.
-    Duration,
-}
-
-impl Kind {
-    /// `failure` or `duration`, as the alarms' names spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Failure => "failure",
-            Kind::Duration => "duration",
-        }
-    }
-}
-
-pair!(
-    /// One of something per alarm on a function.
-    FailureDuration,
-    Kind,
-    failure: Kind::Failure,
-    duration: Kind::Duration
-);
+pub use crate::desired::{FailureDuration, Kind};
 
 /// One of the four alarms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

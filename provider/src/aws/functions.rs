@@ -19,14 +19,7 @@ use super::{
     PieceError,
 };
 
-/// Which function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Function {
-    /// The scanner.
-    Scanner,
-    /// The reporter.
-    Reporter,
-}
+pub use crate::desired::Function;
 
 /// A function's deployment package.
 #[derive(Debug, Clone, Copy)]

@@ -11,7 +11,6 @@ pub mod errors;
 pub mod functions;
 pub mod hcl;
 pub mod log_groups;
-pub mod pair;
 pub mod roles;
 pub mod schedules;
 pub mod topic;
@@ -26,12 +25,11 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::desired::ScannerReporter;
 pub use errors::{codes, describe, is_code};
 pub use hcl::Hcl;
-pub use pair::ScannerReporter;
 
-use crate::monitor::names::StackNames;
-use crate::monitor::settings::ProviderSettings;
+pub use crate::desired::{partition_of, Account, Desired, ProviderSettings};
 use functions::Code;
 
 /// Clients for every service the stack uses, built once per provider process.
@@ -144,34 +142,6 @@ impl Clients {
     }
 }
 
-/// The account and partition the stack lives in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    /// The 12-digit account id.
-    pub id: String,
-    /// The ARN partition: `aws`, `aws-cn` or `aws-us-gov`.
-    pub partition: String,
-}
-
-impl Account {
-    /// An account in a partition.
-    pub fn new(id: &str, partition: &str) -> Account {
-        Account {
-            id: id.to_string(),
-            partition: partition.to_string(),
-        }
-    }
-}
-
-/// The partition of an ARN (`arn:PARTITION:service:...`).
-pub fn partition_of(arn: &str) -> Option<&str> {
-    let mut parts = arn.split(':');
-    (parts.next() == Some("arn"))
-        .then(|| parts.next())
-        .flatten()
-        .filter(|p| p.starts_with("aws"))
-}
-
 /// The SDK's retry settings: standard mode (or adaptive, when `AWS_RETRY_MODE` says so) with
 /// `max_retries` from the provider block, else `AWS_MAX_ATTEMPTS`, else 10 attempts.
 pub fn retry_config(
@@ -194,82 +164,6 @@ fn aws_credential_types_provider(
     p: aws_config::sts::AssumeRoleProvider,
 ) -> aws_credential_types::provider::SharedCredentialsProvider {
     aws_credential_types::provider::SharedCredentialsProvider::new(p)
-}
-
-/// Everything the stack should be, derived from configuration.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Desired {
-    /// Names of every piece.
-    pub names: StackNames,
-    /// Account id (for ARNs).
-    pub account_id: String,
-    /// ARN partition (`aws`, `aws-cn`, `aws-us-gov`).
-    pub partition: String,
-    /// Region (for ARNs).
-    pub region: String,
-    /// E-mail subscribed to the topic.
-    pub alert_email: String,
-    /// Required tag keys.
-    pub required_tags: Vec<String>,
-    /// Restricted ports.
-    pub restricted_ports: Vec<u16>,
-    /// Exempting tag key.
-    pub exempt_tag_key: String,
-    /// Scanner schedule expression.
-    pub scan_schedule: String,
-    /// Reporter schedule expression.
-    pub report_schedule: String,
-    /// Log retention in days.
-    pub log_retention_days: i32,
-    /// Days before results move to Glacier.
-    pub glacier_transition_days: i32,
-    /// Function memory in MB.
-    pub memory_mb: i32,
-    /// Function timeout in seconds.
-    pub timeout_seconds: i32,
-    /// Tags on every piece.
-    pub tags: BTreeMap<String, String>,
-}
-
-impl Desired {
-    /// An ARN in the stack's partition: `arn:<partition>:<rest>`.
-    pub fn arn(&self, rest: &str) -> String {
-        format!("arn:{}:{rest}", self.partition)
-    }
-
-    /// The topic's ARN.
-    pub fn topic_arn(&self) -> String {
-        self.arn(&format!(
-            "sns:{}:{}:{}",
-            self.region, self.account_id, self.names.topic
-        ))
-    }
-
-    /// A function's ARN.
-    pub fn function_arn(&self, name: &str) -> String {
-        self.arn(&format!(
-            "lambda:{}:{}:function:{name}",
-            self.region, self.account_id
-        ))
-    }
-
-    /// A role's ARN.
-    pub fn role_arn(&self, name: &str) -> String {
-        self.arn(&format!("iam::{}:role/{name}", self.account_id))
-    }
-
-    /// A log group's ARN (streams included).
-    pub fn log_group_arn(&self, name: &str) -> String {
-        self.arn(&format!(
-            "logs:{}:{}:log-group:{name}:*",
-            self.region, self.account_id
-        ))
-    }
-
-    /// The ARN of the bucket (`path` empty) or of objects in it (`path` e.g. `/scans/*`).
-    pub fn bucket_arn(&self, path: &str) -> String {
-        self.arn(&format!("s3:::{}{path}", self.names.bucket))
-    }
 }
 
 /// A failed step on one piece, with the AWS error.

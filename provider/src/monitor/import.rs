@@ -1,11 +1,11 @@
 //! Import: rebuilds the resource's settings from what the stack's pieces hold, so that the next
 //! plan is empty when the configuration matches the stack.
 
-use super::names::StackNames;
 use super::resource::own_tags;
 use super::settings::ProviderSettings;
 use super::stack::Observed;
 use crate::aws::Desired;
+use crate::desired::StackNames;
 use crate::protocol::value::Value;
 use compliance_rules::contract::{
     decode_key, decode_ports, decode_strings, EXEMPT_TAG_KEY, REQUIRED_TAGS, RESTRICTED_PORTS,

@@ -3,7 +3,6 @@
 
 pub mod import;
 pub mod model;
-pub mod names;
 pub mod resource;
 pub mod schema;
 pub mod settings;

@@ -6,13 +6,13 @@ use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
 
 use super::model::MonitorModel;
-use super::names::StackNames;
 use super::schema::{resource_schema, OUTPUTS};
 use super::settings::ProviderSettings;
 use super::stack;
 use super::validate;
 use crate::aws::functions::Code;
 use crate::aws::{Account, Clients, Desired, PieceError, ScannerReporter};
+use crate::desired::StackNames;
 use crate::protocol::diag::{Diagnostic, Diagnostics};
 use crate::protocol::schema::Schema;
 use crate::protocol::service::{ApplyRequest, Outcome, PlanRequest, Resource};

@@ -1,7 +1,7 @@
 //! Checks on configuration values, run before any AWS call. Each returns the detail of the error:
 //! what is wrong and how to fix it.
 
-use super::names::MAX_SUFFIX_LEN;
+use crate::desired::names::MAX_SUFFIX_LEN;
 
 /// Retention periods CloudWatch Logs accepts, in days.
 pub const LOG_RETENTION_DAYS: [i64; 22] = [

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 use crate::aws::{Hcl, EXTRA_TAGS, MISSING, TAGS};
-use crate::monitor::names::StackNames;
+use crate::desired::names::StackNames;
 
 impl Observed {
     /// A stack exactly as `d` wants it, as a read would find it.

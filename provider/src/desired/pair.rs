@@ -1,6 +1,6 @@
 //! Pairs keyed by what they hold one of, instead of by position: the stack makes most pieces
 //! once per function ([`ScannerReporter`]), and watches each function with two alarms
-//! ([`crate::aws::alarms::FailureDuration`]).
+//! ([`FailureDuration`]).
 
 /// Declares a pair type with one named field per variant of a two-variant key enum, and the
 /// ways to build, read, transform and await it.
@@ -87,9 +87,41 @@ macro_rules! pair {
     };
 }
 
-pub(crate) use pair;
+/// Which function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// The scanner.
+    Scanner,
+    /// The reporter.
+    Reporter,
+}
 
-use super::functions::Function;
+/// What an alarm watches on its function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Any error: `Errors` above 0.
+    Failure,
+    /// A run that reaches the function's timeout: `Duration` at the timeout.
+    Duration,
+}
+
+impl Kind {
+    /// `failure` or `duration`, as the alarms' names spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Failure => "failure",
+            Kind::Duration => "duration",
+        }
+    }
+}
+
+pair!(
+    /// One of something per alarm on a function.
+    FailureDuration,
+    Kind,
+    failure: Kind::Failure,
+    duration: Kind::Duration
+);
 
 pair!(
     /// One of something per function: the stack makes a role, a log group, a function and a

@@ -1,8 +1,7 @@
 //! The names of every AWS piece of one stack, all derived from the environment suffix so two
 //! stacks live side by side in one account and region.
 
-use crate::aws::alarms::FailureDuration;
-use crate::aws::ScannerReporter;
+use crate::desired::pair::{FailureDuration, ScannerReporter};
 
 /// Longest suffix that keeps every derived name within its service's limit: the longest prefix
 /// is `compliance-reporter-` (20 characters) and Lambda function and IAM role names stop at 64.
