@@ -51,6 +51,17 @@ fn flags_with_and_without_equals() {
 }
 
 #[test]
+fn now_is_an_rfc3339_time_or_refused_naming_the_flag() {
+    assert_eq!(run_opts(&["--suffix", "dev"]).now, None);
+    let o = run_opts(&["--suffix", "dev", "--now", "2026-11-28T06:00:00Z"]);
+    assert_eq!(o.now, Some(1_795_845_600));
+    let o = run_opts(&["--suffix", "dev", "--now=2026-11-28T07:00:00+01:00"]);
+    assert_eq!(o.now, Some(1_795_845_600));
+    let e = parse_args(&args(&["--suffix", "dev", "--now", "yesterday"])).expect_err("bad time");
+    assert!(e.contains("--now") && e.contains("RFC 3339"), "{e}");
+}
+
+#[test]
 fn default_tags_that_are_not_pairs_are_refused() {
     let e = parse_args(&args(&["--suffix", "dev", "--default-tags", "Project"]))
         .expect_err("should fail");
