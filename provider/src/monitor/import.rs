@@ -1,35 +1,29 @@
 //! Import: rebuilds the resource's settings from what the stack's pieces hold, so that the next
 //! plan is empty when the configuration matches the stack.
 
+use std::collections::BTreeMap;
+
+use super::model::MonitorModel;
 use super::resource::own_tags;
 use super::settings::ProviderSettings;
 use super::stack::Observed;
 use crate::aws::Desired;
-use crate::desired::StackNames;
 use crate::protocol::value::Value;
 use compliance_rules::contract::{
     decode_key, decode_ports, decode_strings, EXEMPT_TAG_KEY, REQUIRED_TAGS, RESTRICTED_PORTS,
 };
 
-/// The state of an imported stack: `defaults` overridden by every setting found on the pieces.
-pub fn state_from(
-    defaults: &Value,
-    d: &Desired,
-    o: &Observed,
-    settings: &ProviderSettings,
-) -> Value {
-    let mut state = defaults.clone();
-    let Value::Object(attrs) = &mut state else {
-        return state;
-    };
-    let mut set = |k: &str, v: Value| {
-        attrs.insert(k.to_string(), v);
-    };
-    if let Some(t) = o.topic.present() {
-        if let Some((email, _)) = t.emails.first() {
-            set("alert_email", Value::string(email));
-        }
-        set("topic_arn", Value::string(d.topic_arn()));
+/// The state of an imported stack: the model with every setting found on the pieces (the
+/// defaults where a piece is gone or holds nothing readable), plus the computed attributes.
+pub fn state_from(d: &Desired, o: &Observed, settings: &ProviderSettings) -> Value {
+    model_from(d, o, settings).state(d, o)
+}
+
+/// The resource's settings as the pieces hold them.
+pub fn model_from(d: &Desired, o: &Observed, settings: &ProviderSettings) -> MonitorModel {
+    let mut m = MonitorModel::defaults(&d.names.suffix);
+    if let Some((email, _)) = o.topic.present().and_then(|t| t.emails.first()) {
+        m.alert_email = email.clone();
     }
     if let Some(f) = o.functions.scanner.present() {
         // Read as the scanner reads them. A value unset, blank or unreadable keeps the default:
@@ -37,51 +31,34 @@ pub fn state_from(
         // the environment's difference from the configuration.
         let env = |k: &str| f.environment.get(k).map(String::as_str).unwrap_or("");
         if let Ok(Some(tags)) = decode_strings(REQUIRED_TAGS, env(REQUIRED_TAGS)) {
-            set(
-                "required_tags",
-                Value::List(tags.into_iter().map(Value::string).collect()),
-            );
+            m.required_tags = tags;
         }
         if let Ok(Some(ports)) = decode_ports(RESTRICTED_PORTS, env(RESTRICTED_PORTS)) {
-            let ports = ports.into_iter().map(|p| Value::int(p.into())).collect();
-            set("restricted_ports", Value::List(ports));
+            m.restricted_ports = ports;
         }
         if let Some(key) = decode_key(env(EXEMPT_TAG_KEY)) {
-            set("exempt_tag_key", Value::string(key));
+            m.exempt_tag_key = key;
         }
-        set("lambda_memory_mb", Value::int(f.memory.into()));
-        set("lambda_timeout_seconds", Value::int(f.timeout.into()));
-        set("scanner_function_arn", Value::string(&f.arn));
-        set("scanner_code_sha256", Value::string(&f.code_sha256));
+        m.lambda_memory_mb = f.memory;
+        m.lambda_timeout_seconds = f.timeout;
         // The user's tags: the function's, less the provider's default tags and the stack's own.
         let own: Vec<String> = own_tags(&d.names.suffix)
             .into_iter()
             .map(|(k, _)| k)
             .collect();
-        let user: std::collections::BTreeMap<String, Value> = f
+        let user: BTreeMap<String, String> = f
             .tags
             .iter()
             .filter(|(k, v)| !own.contains(k) && settings.default_tags.get(*k) != Some(v))
-            .map(|(k, v)| (k.clone(), Value::string(v)))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        set(
-            "tags",
-            if user.is_empty() {
-                Value::Null
-            } else {
-                Value::Map(user)
-            },
-        );
-    }
-    if let Some(f) = o.functions.reporter.present() {
-        set("reporter_function_arn", Value::string(&f.arn));
-        set("reporter_code_sha256", Value::string(&f.code_sha256));
+        m.tags = (!user.is_empty()).then_some(user);
     }
     if let Some(s) = o.schedules.scanner.present() {
-        set("scan_schedule", Value::string(&s.expression));
+        m.scan_schedule = s.expression.clone();
     }
     if let Some(s) = o.schedules.reporter.present() {
-        set("report_schedule", Value::string(&s.expression));
+        m.report_schedule = s.expression.clone();
     }
     if let Some(days) = o
         .log_groups
@@ -89,24 +66,61 @@ pub fn state_from(
         .present()
         .and_then(|l| l.retention_days)
     {
-        set("log_retention_days", Value::int(days.into()));
+        m.log_retention_days = days;
     }
     if let Some(days) = o.bucket.present().and_then(|b| b.glacier_days) {
-        set("glacier_transition_days", Value::int(days.into()));
+        m.glacier_transition_days = days;
     }
-    let names = StackNames::new(&d.names.suffix);
-    set("bucket_name", Value::string(names.bucket));
-    set("scanner_function_name", Value::string(names.scanner));
-    set("reporter_function_name", Value::string(names.reporter));
-    set("dashboard_name", Value::string(names.dashboard));
-    set(
-        "scanner_log_group_name",
-        Value::string(names.scanner_log_group),
-    );
-    set(
-        "reporter_log_group_name",
-        Value::string(names.reporter_log_group),
-    );
-    set("drift", Value::List(Vec::new()));
-    state
+    m
+}
+
+impl MonitorModel {
+    /// The full state of this configuration over the stack `o`: the settings, then every
+    /// computed attribute (names from the suffix, what the pieces report, no drift).
+    fn state(&self, d: &Desired, o: &Observed) -> Value {
+        let mut state = self.to_value();
+        let Value::Object(attrs) = &mut state else {
+            return state;
+        };
+        let n = &d.names;
+        let known = |v: Option<String>| v.map_or(Value::Null, Value::String);
+        let scanner = o.functions.scanner.present();
+        let reporter = o.functions.reporter.present();
+        for (name, value) in [
+            ("id", Value::string(&n.suffix)),
+            ("topic_arn", known(o.topic.present().map(|_| d.topic_arn()))),
+            (
+                "scanner_function_arn",
+                known(scanner.map(|f| f.arn.clone())),
+            ),
+            (
+                "scanner_code_sha256",
+                known(scanner.map(|f| f.code_sha256.clone())),
+            ),
+            (
+                "reporter_function_arn",
+                known(reporter.map(|f| f.arn.clone())),
+            ),
+            (
+                "reporter_code_sha256",
+                known(reporter.map(|f| f.code_sha256.clone())),
+            ),
+            ("bucket_name", Value::string(&n.bucket)),
+            ("scanner_function_name", Value::string(&n.scanner)),
+            ("reporter_function_name", Value::string(&n.reporter)),
+            ("dashboard_name", Value::string(&n.dashboard)),
+            (
+                "scanner_log_group_name",
+                Value::string(&n.scanner_log_group),
+            ),
+            (
+                "reporter_log_group_name",
+                Value::string(&n.reporter_log_group),
+            ),
+            ("drift", Value::List(Vec::new())),
+        ] {
+            attrs.insert(name.to_string(), value);
+        }
+        state
+    }
 }

@@ -425,7 +425,7 @@ impl Resource for ComplianceMonitor {
             );
         }
         Outcome {
-            state: super::import::state_from(&defaults, &d, &observed, &cfg.settings),
+            state: super::import::state_from(&d, &observed, &cfg.settings),
             ..Outcome::default()
         }
     }
