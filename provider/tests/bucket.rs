@@ -118,3 +118,69 @@ async fn a_key_s3_keeps_stops_the_emptying_naming_it() {
         "the bucket is not deleted"
     );
 }
+
+/// S3 bucket names are global: a name another account holds answers CreateBucket with
+/// BucketAlreadyExists and HeadBucket with 403 (through the fidelity proxy). Either way the error
+/// names the bucket and says whose it is, instead of reading as "missing" or as a denied read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_another_account_holds_is_refused_naming_it() {
+    let moto = Moto::start();
+    let proxy = FidelityProxy::start(
+        &moto,
+        Fidelity {
+            foreign_buckets: ["compliance-results-theirs".to_string()].into(),
+            ..Fidelity::default()
+        },
+    );
+    for (k, v) in moto.aws_env() {
+        std::env::set_var(k, v);
+    }
+    let settings = ProviderSettings {
+        region: Some(test_support::REGION.into()),
+        endpoint_url: Some(proxy.endpoint()),
+        max_retries: Some(2),
+        ..ProviderSettings::default()
+    };
+    let c = Clients::new(&settings).await.expect("clients");
+    let d = desired_from(
+        &MonitorModel::defaults("theirs"),
+        &settings,
+        test_support::REGION,
+        &Account::new("123456789012", "aws"),
+    );
+    use terraform_provider_compliance::aws::functions::Code;
+    use terraform_provider_compliance::aws::{Ensure, Found, Piece, ScannerReporter};
+    let package = terraform_provider_compliance::code::scanner();
+    let code = Code {
+        zip: package.zip,
+        sha256: &package.sha256_base64,
+    };
+    let read = bucket::Bucket.read(&c, &d).await.unwrap_err();
+    assert!(
+        read.message.contains("belongs to another AWS account"),
+        "{read}"
+    );
+    let made = bucket::Bucket
+        .ensure(
+            &c,
+            &d,
+            &Found::Missing,
+            &Ensure {
+                codes: ScannerReporter {
+                    scanner: code,
+                    reporter: code,
+                },
+                retag: false,
+                cancel: &CancellationToken::new(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(made.piece, format!("bucket {}", d.names.bucket));
+    assert!(
+        made.message.contains("BucketAlreadyExists")
+            && made.message.contains("another AWS account"),
+        "{made}"
+    );
+    assert_eq!(proxy.counters().bucket_taken, 2);
+}
