@@ -28,7 +28,8 @@ fn rate(inner: &str) -> Option<Duration> {
     parts
         .next()
         .is_none()
-        .then(|| Duration::from_secs(n * unit))
+        .then(|| n.checked_mul(unit).map(Duration::from_secs))
+        .flatten()
 }
 
 /// The values a cron field admits, as a bitmap over `lo..=hi`.

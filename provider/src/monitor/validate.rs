@@ -11,6 +11,9 @@ pub const LOG_RETENTION_DAYS: [i64; 22] = [
 
 /// Lambda memory limits in MB.
 pub const LAMBDA_MEMORY_MB: (i64, i64) = (128, 10240);
+/// Days before results move to Glacier: at least 2, so the reporter can still read the
+/// previous day's scans and report (S3 moves an object at the first midnight UTC after N days).
+pub const GLACIER_DAYS: (i64, i64) = (2, 36500);
 /// Lambda timeout limits in seconds.
 pub const LAMBDA_TIMEOUT_SECONDS: (i64, i64) = (1, 900);
 
@@ -92,16 +95,23 @@ pub fn schedule(s: &str) -> Result<(), String> {
                 ))
             }
         };
-        let (singular, plural) = match unit.trim_end_matches('s') {
-            "minute" => ("minute", "minutes"),
-            "hour" => ("hour", "hours"),
-            "day" => ("day", "days"),
+        let (singular, plural, most) = match unit.trim_end_matches('s') {
+            "minute" => ("minute", "minutes", 365 * 24 * 60),
+            "hour" => ("hour", "hours", 365 * 24),
+            "day" => ("day", "days", 365),
             _ => {
                 return Err(format!(
                     "{s:?}: unit {unit:?} is not minute(s), hour(s) or day(s). {fix}"
                 ))
             }
         };
+        // A schedule rarer than yearly watches nothing; the bound also keeps every figure
+        // derived from the interval (analyse's "two intervals") within range.
+        if n > most {
+            return Err(format!(
+                "{s:?}: at most {most} {plural} (a year) between runs. {fix}"
+            ));
+        }
         // EventBridge insists on "1 hour" and "6 hours".
         let want = if n == 1 { singular } else { plural };
         if unit != want {
@@ -250,7 +260,18 @@ pub mod checks {
 
     pub fn glacier_days(v: &Value, at: &AttrPath) -> Problems {
         whole(v, at, |n| {
-            super::in_range(n, (0, 36500), "the Glacier transition (days)")
+            super::in_range(n, super::GLACIER_DAYS, "the Glacier transition (days)").map_err(|e| {
+                if n < super::GLACIER_DAYS.0 && n >= 0 {
+                    format!(
+                        "{e} The daily reporter reads the previous day's scans and report; S3 \
+                         moves objects N days after they are written, at the next midnight UTC, so \
+                         fewer than {} days would archive what it still has to read.",
+                        super::GLACIER_DAYS.0
+                    )
+                } else {
+                    e
+                }
+            })
         })
     }
 
@@ -415,6 +436,44 @@ mod tests {
         ] {
             assert!(schedule(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    /// A rate is at most a year, whatever the unit; beyond that the error says the bound (and
+    /// no figure derived from the interval can overflow).
+    #[test]
+    fn rates_are_at_most_a_year() {
+        for ok in ["rate(365 days)", "rate(8760 hours)", "rate(525600 minutes)"] {
+            assert!(schedule(ok).is_ok(), "{ok:?} refused: {:?}", schedule(ok));
+        }
+        for bad in [
+            "rate(366 days)",
+            "rate(8761 hours)",
+            "rate(525601 minutes)",
+            "rate(18446744073709551615 days)",
+        ] {
+            let e = schedule(bad).expect_err(bad);
+            assert!(
+                e.contains("a year") || e.contains("whole number"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    /// Fewer than 2 days would archive what the reporter reads next; the error says why.
+    #[test]
+    fn glacier_days_leave_the_reporter_what_it_reads() {
+        use crate::protocol::diag::AttrPath;
+        use crate::protocol::value::Value;
+        let at = AttrPath::attr("glacier_transition_days");
+        assert!(checks::glacier_days(&Value::int(2), &at).is_empty());
+        assert!(checks::glacier_days(&Value::int(90), &at).is_empty());
+        for days in [0, 1] {
+            let problems = checks::glacier_days(&Value::int(days), &at);
+            assert_eq!(problems.len(), 1);
+            assert!(problems[0].1.contains("reporter"), "{}", problems[0].1);
+        }
+        assert!(!checks::glacier_days(&Value::int(-1), &at).is_empty());
+        assert!(!checks::glacier_days(&Value::int(36501), &at).is_empty());
     }
 
     #[test]

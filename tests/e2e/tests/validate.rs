@@ -194,6 +194,18 @@ const CASES: &[Case] = &[
         "Invalid glacier_transition_days",
     ),
     case(
+        "glacier-before-the-reporter-reads",
+        "glacier_transition_days = 1",
+        "glacier_transition_days",
+        "Invalid glacier_transition_days",
+    ),
+    case(
+        "rate-over-a-year",
+        r#"scan_schedule = "rate(18446744073709551615 days)""#,
+        "scan_schedule",
+        "Invalid scan_schedule",
+    ),
+    case(
         "exempt-key-reserved",
         r#"exempt_tag_key = "aws:exempt""#,
         "exempt_tag_key",
