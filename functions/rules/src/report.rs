@@ -564,7 +564,7 @@ pub const SUMMARY_SKIPPED: usize = 20;
 /// objects, each line clipped), so the body stays far below SNS's 256 KiB however bad the day, and
 /// the line saying where the full report is always survives.
 pub fn summary_body(r: &DailyReport, location: &str) -> String {
-    use crate::sns::clip;
+    use crate::sns::field;
     let mut body = format!("{}\n\n", r.message);
     if let Some(t) = &r.trend {
         match t.average_change {
@@ -593,7 +593,7 @@ pub fn summary_body(r: &DailyReport, location: &str) -> String {
                 i.instance_id,
                 i.name
                     .as_deref()
-                    .map(|n| format!(" ({})", clip(n, 100)))
+                    .map(|n| format!(" ({})", field(n, 100)))
                     .unwrap_or_default(),
                 i.region,
                 i.non_compliant_scans,
@@ -611,8 +611,8 @@ pub fn summary_body(r: &DailyReport, location: &str) -> String {
     for s in r.skipped.iter().take(SUMMARY_SKIPPED) {
         body.push_str(&format!(
             "Skipped {}: {}\n",
-            clip(&s.key, 200),
-            clip(&s.reason, 300)
+            field(&s.key, 200),
+            field(&s.reason, 300)
         ));
     }
     if r.skipped.len() > SUMMARY_SKIPPED {

@@ -43,9 +43,32 @@ pub fn clip(text: &str, max: usize) -> String {
     }
 }
 
+/// A value that came from the fleet (a tag, a name, a group's description) as one line of a
+/// message: control characters (line breaks included) become `?`, so a value cannot start a line
+/// of its own in the security team's mail, and it is cut to `max` characters with [`clip`].
+pub fn field(text: &str, max: usize) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    clip(&one_line, max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_stays_on_its_line_and_within_its_length() {
+        assert_eq!(field("web-1", 100), "web-1");
+        assert_eq!(
+            field("x\n\nSubject: forged\r\u{7}", 100),
+            "x??Subject: forged??"
+        );
+        let long = field(&"\u{e9}".repeat(500), 100);
+        assert_eq!(long.chars().count(), 100);
+        assert!(long.ends_with("..."));
+    }
 
     #[test]
     fn subjects_are_printable_ascii_under_the_cap() {

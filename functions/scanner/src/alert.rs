@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use compliance_rules::report::describe_violation;
 use compliance_rules::result::{InstanceResult, Reason, ScanResult};
 
+use compliance_rules::sns::field;
 pub use compliance_rules::sns::{MAX_MESSAGE_BYTES, MAX_SUBJECT_CHARS};
 
 /// The body's own budget: below the cap, with room for the closing line that says what was cut.
@@ -35,10 +36,11 @@ fn severity(i: &InstanceResult) -> (usize, usize, usize, usize) {
 
 fn instance_block(n: usize, i: &InstanceResult) -> String {
     let mut b = String::new();
+    // Names, tag keys and group details come from the fleet: each stays on its own line.
     let name = i
         .name
         .as_deref()
-        .map(|n| format!(" \"{n}\""))
+        .map(|n| format!(" \"{}\"", field(n, 100)))
         .unwrap_or_default();
     let _ = writeln!(
         b,
@@ -46,17 +48,22 @@ fn instance_block(n: usize, i: &InstanceResult) -> String {
         i.instance_id, i.region, i.state
     );
     if !i.missing_tags.is_empty() {
-        let _ = writeln!(b, "   missing tags: {}", i.missing_tags.join(", "));
+        let _ = writeln!(
+            b,
+            "   missing tags: {}",
+            field(&i.missing_tags.join(", "), 500)
+        );
     }
     for m in &i.near_misses {
         let _ = writeln!(
             b,
             "   near miss: tag \"{}\" looks like {}",
-            m.found, m.required
+            field(&m.found, 128),
+            field(&m.required, 128)
         );
     }
     for v in &i.violations {
-        let _ = writeln!(b, "   open: {}", describe_violation(v));
+        let _ = writeln!(b, "   open: {}", field(&describe_violation(v), 500));
     }
     b
 }
@@ -113,13 +120,13 @@ pub fn body(result: &ScanResult, bucket: &str, key: &str) -> String {
             let mut block = format!(
                 "- {} \"{}\" ({}, {}) attached to {} scanned instance(s)\n",
                 g.group_id,
-                g.group_name,
+                field(&g.group_name, 255),
                 g.vpc_id.as_deref().unwrap_or("no VPC"),
                 g.region,
                 g.attached_instances
             );
             for v in &g.violations {
-                let _ = writeln!(block, "   open: {}", describe_violation(v));
+                let _ = writeln!(block, "   open: {}", field(&describe_violation(v), 500));
             }
             if out.len() + block.len() > BODY_BUDGET {
                 break;
@@ -202,6 +209,41 @@ mod tests {
             instances,
             security_groups: vec![],
         }
+    }
+
+    /// A tag or name from the fleet cannot forge lines in the security team's mail: each
+    /// value stays on its own line and is clipped.
+    #[test]
+    fn values_from_the_fleet_cannot_forge_lines() {
+        let mut i = instance("i-1", 1, vec![violation("sg-1", Reason::AllPorts)]);
+        i.name = Some("web\nSubject: all clear\n\nNothing to see".into());
+        i.missing_tags = vec!["Owner\r\nX-Forged: yes".into()];
+        let mut r = result("prod", vec![i]);
+        r.security_groups
+            .push(compliance_rules::result::GroupResult {
+                group_id: "sg-1".into(),
+                group_name: format!("open\nFrom: ceo@example.com{}", "x".repeat(1000)),
+                vpc_id: None,
+                region: "us-east-1".into(),
+                attached_instances: 1,
+                violations: vec![violation("sg-1", Reason::AllPorts)],
+            });
+        let body = body(&r, "bucket", "key");
+        for forged in [
+            "Subject: all clear",
+            "X-Forged: yes",
+            "From: ceo@example.com",
+        ] {
+            assert!(
+                !body.lines().any(|l| l.trim_start().starts_with(forged)),
+                "{forged:?} starts a line:\n{body}"
+            );
+        }
+        assert!(
+            body.contains("web?Subject: all clear??Nothing to see"),
+            "{body}"
+        );
+        assert!(body.lines().all(|l| l.chars().count() <= 600), "{body}");
     }
 
     #[test]
