@@ -3,6 +3,7 @@
 //! `message` at the top level), in the Lambda function and in a local run alike.
 
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
@@ -42,6 +43,16 @@ where
         .with_env_filter(filter)
         .with_writer(writer)
         .finish()
+        .with(tracing_subscriber::filter::filter_fn(
+            not_below_info_for_others,
+        ))
+}
+
+/// Other crates (the AWS SDK, HTTP) never log below info, whatever level is asked for: their
+/// debug and trace lines include signed requests, whose headers carry the function's access key
+/// id and session token.
+fn not_below_info_for_others(meta: &tracing::Metadata<'_>) -> bool {
+    meta.target().starts_with("compliance_") || *meta.level() <= tracing::Level::INFO
 }
 
 /// Installs the JSON subscriber on stderr for the process, at `default` unless the environment
@@ -80,6 +91,24 @@ mod tests {
         fn make_writer(&'w self) -> Lines {
             self.clone()
         }
+    }
+
+    /// At trace, the functions' own lines show and other crates' debug and trace lines (the
+    /// SDK's signed requests) do not.
+    #[test]
+    fn other_crates_never_log_below_info() {
+        let lines = Lines::default();
+        let sub = subscriber("trace", lines.clone());
+        tracing::subscriber::with_default(sub, || {
+            tracing::trace!(target: "compliance_scanner::run", "own trace line");
+            tracing::trace!(target: "aws_smithy_runtime::client", "x-amz-security-token: secret");
+            tracing::debug!(target: "aws_sigv4", "canonical request with secret");
+            tracing::info!(target: "aws_config", "sdk info line");
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("own trace line"), "{text}");
+        assert!(text.contains("sdk info line"), "{text}");
+        assert!(!text.contains("secret"), "{text}");
     }
 
     #[test]

@@ -43,13 +43,11 @@ struct HclogLayer {
 impl HclogLayer {
     fn enabled_for(&self, level: &Level, target: &str) -> bool {
         let Some(max) = self.level else { return false };
-        // Dependencies (AWS SDK, HTTP, gRPC) are chatty: their debug lines show only at trace.
+        // Other crates (AWS SDK, HTTP, gRPC) never log below info, whatever level is asked for:
+        // the SDK's debug and trace lines include signed requests, whose headers carry the
+        // access key id and the session token.
         let ours = target.starts_with("terraform_provider_compliance");
-        let max = if ours || max == Level::TRACE {
-            max
-        } else {
-            max.min(Level::INFO)
-        };
+        let max = if ours { max } else { max.min(Level::INFO) };
         *level <= max
     }
 }
@@ -124,5 +122,33 @@ impl Visit for JsonVisitor<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         self.0
             .insert(field.name().into(), format!("{value:?}").into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_crates_never_log_below_info_at_any_level() {
+        let at = |level| HclogLayer { level: Some(level) };
+        for asked in [Level::TRACE, Level::DEBUG, Level::INFO] {
+            let layer = at(asked);
+            for target in ["aws_smithy_runtime::client::orchestrator", "hyper", "h2"] {
+                assert!(
+                    !layer.enabled_for(&Level::TRACE, target),
+                    "{asked} {target}"
+                );
+                assert!(
+                    !layer.enabled_for(&Level::DEBUG, target),
+                    "{asked} {target}"
+                );
+                assert!(layer.enabled_for(&Level::INFO, target), "{asked} {target}");
+            }
+        }
+        let ours = "terraform_provider_compliance::aws::functions";
+        assert!(at(Level::TRACE).enabled_for(&Level::TRACE, ours));
+        assert!(!at(Level::WARN).enabled_for(&Level::INFO, ours));
+        assert!(!HclogLayer { level: None }.enabled_for(&Level::ERROR, ours));
     }
 }
