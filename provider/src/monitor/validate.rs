@@ -197,7 +197,44 @@ pub fn config(config: &crate::protocol::value::Value) -> crate::protocol::diag::
     for def in super::model::attributes() {
         d.0.extend(def.validate(config).0);
     }
+    if d.0.is_empty() {
+        d.0.extend(environment_fits(config));
+    }
     d
+}
+
+/// The longest region name the check assumes (AWS's are at most 14 characters today), so the
+/// check holds in any region, whichever the provider block or the environment picks.
+const LONGEST_REGION: &str = "xx-xxxxxxxxxxxxxxx-9";
+
+/// Lambda refuses an environment over 4 KB, which would fail an apply half way: the scanner's
+/// environment, rendered as the stack will render it (with the longest partition and region), must
+/// fit. Unknown values pass (checked at plan, when they are known).
+fn environment_fits(
+    config: &crate::protocol::value::Value,
+) -> Option<crate::protocol::diag::Diagnostic> {
+    use crate::aws::functions::Function;
+    use crate::desired::{Account, ProviderSettings};
+    use compliance_rules::contract::{environment_size, ENVIRONMENT_LIMIT_BYTES};
+    let model = super::model::MonitorModel::from_value(config).ok()?;
+    let d = super::resource::desired_from(
+        &model,
+        &ProviderSettings::default(),
+        LONGEST_REGION,
+        &Account::new("123456789012", "aws-us-gov"),
+    );
+    let size = environment_size(&Function::Scanner.environment(&d));
+    (size > ENVIRONMENT_LIMIT_BYTES).then(|| {
+        crate::protocol::diag::Diagnostic::error(
+            "Invalid required_tags",
+            format!(
+                "The scanner's environment would be {size} bytes (required_tags, restricted_ports and \
+                 exempt_tag_key are passed in it); Lambda allows {ENVIRONMENT_LIMIT_BYTES}. Shorten \
+                 or remove tag keys, or list fewer ports."
+            ),
+        )
+        .at(crate::protocol::diag::AttrPath::attr("required_tags"))
+    })
 }
 
 /// The checks the model's declarations name: each adapts a rule above to a value and its path,
@@ -474,6 +511,29 @@ mod tests {
         }
         assert!(!checks::glacier_days(&Value::int(-1), &at).is_empty());
         assert!(!checks::glacier_days(&Value::int(36501), &at).is_empty());
+    }
+
+    /// An environment over Lambda's 4 KB is refused at validate, naming the attribute; the
+    /// defaults fit with room to spare.
+    #[test]
+    fn the_scanner_environment_must_fit_in_4_kb() {
+        use crate::monitor::model::MonitorModel;
+        use crate::protocol::value::Value;
+        let mut m = MonitorModel::defaults("prod");
+        assert!(config(&m.to_value()).0.is_empty());
+        m.required_tags = (0..40)
+            .map(|i| format!("{}-{i}", "k".repeat(100)))
+            .collect();
+        let d = config(&m.to_value());
+        assert_eq!(d.0.len(), 1, "{:?}", d.0);
+        assert!(d.0[0].detail.contains("4096"), "{}", d.0[0].detail);
+        assert_eq!(d.0[0].summary, "Invalid required_tags");
+        // Unknown values are checked later, not refused.
+        let Value::Object(mut attrs) = m.to_value() else {
+            panic!("an object")
+        };
+        attrs.insert("required_tags".into(), Value::Unknown);
+        assert!(config(&Value::Object(attrs)).0.is_empty());
     }
 
     #[test]

@@ -206,6 +206,12 @@ const CASES: &[Case] = &[
         "Invalid scan_schedule",
     ),
     case(
+        "environment-over-4kb",
+        r#"required_tags = [for i in range(40) : format("%s-%d", "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", i)]"#,
+        "required_tags",
+        "Invalid required_tags",
+    ),
+    case(
         "exempt-key-reserved",
         r#"exempt_tag_key = "aws:exempt""#,
         "exempt_tag_key",
