@@ -169,6 +169,10 @@ fn rate(area: Area, setting: &str) -> (Severity, &'static str) {
         (Area::Bucket, _) => (Medium, "`terraform apply` restores the Glacier transition (results are never expired)."),
         (Area::Topic, _) => (High, "No one receives alerts: `terraform apply` subscribes the alert e-mail again; the recipient must confirm."),
         (Area::Functions, "timeout" | "memory") => (Medium, APPLY),
+        (Area::Functions, "asynchronous invoke") => (
+            Medium,
+            "Lambda would retry a failed scheduled run, storing the scan and sending the alert again: `terraform apply` sets no retries.",
+        ),
         (Area::Functions, _) => (High, "The function will fail or write to the wrong place: `terraform apply` restores its configuration."),
         (Area::LogGroups, _) => (Medium, "`terraform apply` restores the retention."),
         (Area::Alarms, "actions" | "actions enabled") => (High, "Failures would go unnoticed: `terraform apply` points the alarm at the topic again."),

@@ -102,6 +102,35 @@ pub struct Observed {
     pub state: String,
     /// `LastUpdateStatus` (`InProgress`, `Successful`, `Failed`).
     pub last_update: String,
+    /// The asynchronous invoke configuration (retries, event age); `None` when not set, which
+    /// means Lambda's defaults: 2 retries, events kept 6 hours.
+    pub async_invoke: Option<AsyncInvoke>,
+}
+
+/// How Lambda treats an asynchronous invocation (EventBridge schedules invoke this way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsyncInvoke {
+    /// Retries after a failed invocation (0-2).
+    pub retries: i32,
+    /// Seconds an event may wait to be run (60-21600).
+    pub max_event_age: i32,
+}
+
+/// No retry: a failed scheduled run is not run again, so one schedule tick yields at most one
+/// stored scan, one alert and one report (a retry after metrics or SNS failed would store the
+/// scan again). The failure still counts in the `Errors` metric the failure alarm watches.
+pub const ASYNC_INVOKE: AsyncInvoke = AsyncInvoke {
+    retries: 0,
+    max_event_age: 3600,
+};
+
+impl crate::aws::Hcl for AsyncInvoke {
+    fn hcl(&self) -> String {
+        format!(
+            "{{ retries = {}, max_event_age = {} }}",
+            self.retries, self.max_event_age
+        )
+    }
 }
 
 impl Observed {
@@ -126,6 +155,27 @@ async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observed>, 
     };
     // The response's Code.Location points at an AWS host: it is never fetched.
     let cfg = got.configuration();
+    let async_invoke = match c
+        .lambda
+        .get_function_event_invoke_config()
+        .function_name(f.name(d))
+        .send()
+        .await
+    {
+        Ok(a) => Some(AsyncInvoke {
+            retries: a.maximum_retry_attempts().unwrap_or(2),
+            max_event_age: a.maximum_event_age_in_seconds().unwrap_or(21_600),
+        }),
+        // The function exists, so "not found" here means no configuration is set.
+        Err(e) if is_code(&e, codes::LAMBDA_NOT_FOUND) => None,
+        Err(e) => {
+            return Err(PieceError::aws(
+                f.label(d),
+                "reading the asynchronous invoke configuration of",
+                e,
+            ))
+        }
+    };
     Ok(Found::Present(Observed {
         arn: cfg
             .and_then(|c| c.function_arn())
@@ -171,6 +221,7 @@ async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observed>, 
             .and_then(|c| c.last_update_status())
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
+        async_invoke,
     }))
 }
 
@@ -236,6 +287,37 @@ pub async fn wait_settled(
         })
     })
     .await
+}
+
+/// Sets the asynchronous invoke configuration to [`ASYNC_INVOKE`] unless `have` is that already.
+async fn ensure_async_invoke(
+    c: &Clients,
+    d: &Desired,
+    f: Function,
+    have: Option<AsyncInvoke>,
+    cancel: &CancellationToken,
+) -> Result<(), PieceError> {
+    if have == Some(ASYNC_INVOKE) {
+        return Ok(());
+    }
+    lambda_call(
+        c,
+        d,
+        f,
+        "setting the asynchronous invoke configuration of",
+        Conflict::Busy,
+        cancel,
+        || {
+            c.lambda
+                .put_function_event_invoke_config()
+                .function_name(f.name(d))
+                .maximum_retry_attempts(ASYNC_INVOKE.retries)
+                .maximum_event_age_in_seconds(ASYNC_INVOKE.max_event_age)
+                .send()
+        },
+    )
+    .await
+    .map(|_| ())
 }
 
 /// True for Lambda's refusal of a role it cannot assume yet (IAM is eventually consistent).
@@ -343,6 +425,13 @@ fn drift(d: &Desired, f: Function, found: &Found<Observed>) -> Vec<Difference> {
         &o.environment,
         &f.environment(d),
     );
+    compare(
+        &mut out,
+        &p,
+        "asynchronous invoke",
+        &o.async_invoke,
+        &Some(ASYNC_INVOKE),
+    );
     compare_tags(&mut out, &p, &o.tags, &d.tags);
     out
 }
@@ -412,6 +501,7 @@ async fn ensure(
                     if busy(created.state(), created.last_update_status()) {
                         wait_settled(c, d, f, cancel).await?;
                     }
+                    ensure_async_invoke(c, d, f, None, cancel).await?;
                     return Ok(created.function_arn().unwrap_or_default().to_string());
                 }
                 // The create was served but its answer lost, and the SDK's retry met the
@@ -493,6 +583,7 @@ async fn ensure(
             wait_settled(c, d, f, cancel).await?;
         }
     }
+    ensure_async_invoke(c, d, f, o.async_invoke, cancel).await?;
     super::retag(
         &p,
         &o.tags,

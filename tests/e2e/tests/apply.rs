@@ -232,6 +232,17 @@ async fn apply_update_drift_and_destroy_on(aws: &Aws) {
     let conf = f.configuration().expect("configuration");
     assert_eq!(conf.runtime().map(|r| r.as_str()), Some("provided.al2023"));
     assert_eq!(conf.memory_size(), Some(256));
+    // A failed scheduled run is not retried: one tick, at most one stored scan and alert.
+    for name in ["compliance-scanner-e2e", "compliance-reporter-e2e"] {
+        let invoke = lambda
+            .get_function_event_invoke_config()
+            .function_name(name)
+            .send()
+            .await
+            .expect("asynchronous invoke configuration");
+        assert_eq!(invoke.maximum_retry_attempts(), Some(0), "{name}");
+        assert_eq!(invoke.maximum_event_age_in_seconds(), Some(3600), "{name}");
+    }
     assert_eq!(conf.code_sha256(), st["scanner_code_sha256"].as_str());
     // What was deployed is, byte for byte, the zip whose bootstrap `provider/tests/code.rs`
     // checks (x86_64, glibc <= 2.34). moto's Code.Location points at an AWS host and is never
@@ -339,6 +350,14 @@ async fn apply_update_drift_and_destroy_on(aws: &Aws) {
     assert_eq!(rule.schedule_expression(), Some("rate(12 hours)"));
 
     // Drift of several kinds, made outside Terraform, shows in the plan by piece and is repaired.
+    // (Removed rather than rewritten: moto's PutFunctionEventInvokeConfig appends where AWS
+    // replaces, and its Get answers the first.)
+    lambda
+        .delete_function_event_invoke_config()
+        .function_name("compliance-reporter-e2e")
+        .send()
+        .await
+        .expect("Lambda's default retries back");
     cw.delete_alarms()
         .alarm_names("reporter-failure-alarm-e2e")
         .send()
@@ -377,6 +396,7 @@ async fn apply_update_drift_and_destroy_on(aws: &Aws) {
         "schedule compliance-reporter-e2e: enabled",
         "IAM role compliance-scanner-e2e: inline policies differ",
         "dashboard compliance-dashboard-e2e: missing",
+        "Lambda function compliance-reporter-e2e: asynchronous invoke",
     ] {
         assert!(out.contains(piece), "plan does not name {piece:?}:\n{out}");
     }
@@ -389,6 +409,13 @@ async fn apply_update_drift_and_destroy_on(aws: &Aws) {
         .await
         .expect("rule");
     assert_eq!(rule.state().map(|s| s.as_str()), Some("ENABLED"));
+    let invoke = lambda
+        .get_function_event_invoke_config()
+        .function_name("compliance-reporter-e2e")
+        .send()
+        .await
+        .expect("asynchronous invoke configuration");
+    assert_eq!(invoke.maximum_retry_attempts(), Some(0), "repaired");
 
     let out = w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
     assert!(

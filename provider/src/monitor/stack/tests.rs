@@ -55,6 +55,7 @@ impl Observed {
                     tags: d.tags.clone(),
                     state: "Active".into(),
                     last_update: "Successful".into(),
+                    async_invoke: Some(functions::ASYNC_INVOKE),
                 })
             }),
             schedules: ScannerReporter::new(|f| {
@@ -175,6 +176,7 @@ fn every_drift_message_writes_values_as_hcl() {
     f.timeout = 60;
     f.memory = 128;
     f.environment = BTreeMap::from([("BUCKET_NAME".into(), "other".into())]);
+    f.async_invoke = None;
     o.functions.reporter = Found::Missing;
     let s = present(&mut o.schedules.scanner);
     s.expression = "rate(1 day)".into();
@@ -219,6 +221,7 @@ fn every_drift_message_writes_values_as_hcl() {
             "Lambda function compliance-scanner-dev: environment is {{ BUCKET_NAME = \"other\" }}, want {}",
             Scanner.environment(&d).hcl()
         ),
+        "Lambda function compliance-scanner-dev: asynchronous invoke is (none), want { retries = 0, max_event_age = 3600 }".into(),
         "Lambda function compliance-reporter-dev: missing".into(),
         "schedule compliance-scanner-dev: expression is \"rate(1 day)\", want \"rate(6 hours)\"".into(),
         "schedule compliance-scanner-dev: enabled is false, want true".into(),
@@ -265,6 +268,7 @@ fn every_drift_message_writes_values_as_hcl() {
         "timeout",
         "memory",
         "environment",
+        "asynchronous invoke",
         "expression",
         "enabled",
         "targets",
