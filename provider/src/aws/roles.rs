@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use tokio_util::sync::CancellationToken;
 
+use super::errors::absent_if;
 use super::functions::Function;
 use super::wait;
 use super::{
@@ -389,39 +390,30 @@ async fn ensure(
             .map_err(|e| PieceError::aws(&p, "writing the policy of", e))?;
     }
     for arn in &o.attached {
-        gone_is_done(
+        absent_if(
             c.iam
                 .detach_role_policy()
                 .role_name(name)
                 .policy_arn(arn)
                 .send()
                 .await,
+            codes::IAM_NO_SUCH_ENTITY,
         )
         .map_err(|e| PieceError::aws(&p, "detaching a foreign policy from", e))?;
     }
     for extra in o.policies.keys().filter(|k| *k != POLICY_NAME) {
-        gone_is_done(
+        absent_if(
             c.iam
                 .delete_role_policy()
                 .role_name(name)
                 .policy_name(extra)
                 .send()
                 .await,
+            codes::IAM_NO_SUCH_ENTITY,
         )
         .map_err(|e| PieceError::aws(&p, "removing a foreign policy from", e))?;
     }
     Ok(d.role_arn(name))
-}
-
-/// A removal that finds nothing to remove is done (a retried call whose first answer was lost).
-fn gone_is_done<T, E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
-    result: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
-) -> Result<(), aws_smithy_runtime_api::client::result::SdkError<E, R>> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) if is_code(&e, codes::IAM_NO_SUCH_ENTITY) => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 /// Deletes the role's inline policies, then the role. A missing role is fine.
@@ -439,13 +431,14 @@ async fn delete(
         Err(e) => return Err(PieceError::aws(p, "listing policies of", e)),
     };
     for policy in names.policy_names() {
-        gone_is_done(
+        absent_if(
             c.iam
                 .delete_role_policy()
                 .role_name(name)
                 .policy_name(policy)
                 .send()
                 .await,
+            codes::IAM_NO_SUCH_ENTITY,
         )
         .map_err(|e| PieceError::aws(&p, "deleting a policy of", e))?;
     }
@@ -454,13 +447,14 @@ async fn delete(
         .await
         .map_err(|e| PieceError::aws(&p, "listing attached policies of", e))?;
     for arn in attached {
-        gone_is_done(
+        absent_if(
             c.iam
                 .detach_role_policy()
                 .role_name(name)
                 .policy_arn(&arn)
                 .send()
                 .await,
+            codes::IAM_NO_SUCH_ENTITY,
         )
         .map_err(|e| PieceError::aws(&p, "detaching a policy from", e))?;
     }
