@@ -170,7 +170,7 @@ async fn a_name_another_account_holds_is_refused_naming_it() {
                     scanner: code,
                     reporter: code,
                 },
-                retag: false,
+                prior_alert_email: None,
                 cancel: &CancellationToken::new(),
             },
         )

@@ -275,6 +275,7 @@ fn each_broken_piece_is_one_finding_naming_it() {
     let mut o = Observed::wanted(&d);
     o.dashboard = Found::Present(dashboard::Observed {
         body: serde_json::json!({}),
+        owner: Some("dev".into()),
     });
     assert_eq!(only(&d, &o).severity, Severity::Low);
 }

@@ -7,10 +7,11 @@ use aws_sdk_cloudwatch::types::{
 };
 use tokio_util::sync::CancellationToken;
 
+use super::errors::absent_if;
 use super::functions::Function;
 use super::{
-    codes, compare, hcl, is_code, Clients, Desired, Difference, Ensure, Found, Hcl, Piece,
-    PieceError, ScannerReporter,
+    codes, compare, compare_tags, hcl, is_code, Clients, Desired, Difference, Ensure, Found, Hcl,
+    Piece, PieceError, ScannerReporter, EXTRA_TAGS, TAGS,
 };
 
 pub use crate::desired::{FailureDuration, Kind};
@@ -81,6 +82,7 @@ impl Alarm {
             )],
             actions: vec![d.topic_arn()],
             actions_enabled: true,
+            tags: d.tags.clone(),
         }
     }
 }
@@ -102,9 +104,11 @@ pub struct Observed {
     pub actions: Vec<String>,
     /// Whether its actions run (CloudWatch's default when unset: yes).
     pub actions_enabled: bool,
+    /// The alarm's tags (ListTagsForResource): DescribeAlarms holds none.
+    pub tags: BTreeMap<String, String>,
 }
 
-fn observe(a: &MetricAlarm) -> Observed {
+fn observe(a: &MetricAlarm, tags: BTreeMap<String, String>) -> Observed {
     Observed {
         namespace: a.namespace().map(str::to_string),
         metric: a.metric_name().map(str::to_string),
@@ -122,6 +126,7 @@ fn observe(a: &MetricAlarm) -> Observed {
             .collect(),
         actions: a.alarm_actions().to_vec(),
         actions_enabled: a.actions_enabled() != Some(false),
+        tags,
     }
 }
 
@@ -141,15 +146,58 @@ async fn describe(
     Ok(out.metric_alarms.unwrap_or_default())
 }
 
-fn found(alarms: &[MetricAlarm], name: &str) -> Found<Observed> {
-    alarms
-        .iter()
-        .find(|a| a.alarm_name() == Some(name))
-        .map_or(Found::Missing, |a| Found::Present(observe(a)))
+/// The alarm's ARN.
+fn arn(d: &Desired, name: &str) -> String {
+    d.arn(&format!(
+        "cloudwatch:{}:{}:alarm:{name}",
+        d.region, d.account_id
+    ))
 }
 
-/// Reads the four alarms with one call, as the stack's read does (one request per kind of
-/// piece); each is found as [`Piece::read`] finds one.
+/// The tags of an alarm, or `None` when it was deleted since it was described.
+async fn tags_of(
+    c: &Clients,
+    piece: &str,
+    arn: &str,
+) -> Result<Option<BTreeMap<String, String>>, PieceError> {
+    let out = absent_if(
+        c.cloudwatch
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await,
+        codes::CLOUDWATCH_TAGS_NOT_FOUND,
+    )
+    .map_err(|e| PieceError::aws(piece, "reading tags of", e))?;
+    Ok(out.map(|out| {
+        super::tag_map(
+            out.tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))),
+        )
+    }))
+}
+
+/// The named alarm as described, with its tags (read concurrently for every alarm described).
+async fn found(
+    c: &Clients,
+    d: &Desired,
+    alarms: &[MetricAlarm],
+    alarm: Alarm,
+) -> Result<Found<Observed>, PieceError> {
+    let name = alarm.name(d);
+    let Some(a) = alarms.iter().find(|a| a.alarm_name() == Some(name)) else {
+        return Ok(Found::Missing);
+    };
+    let arn = a.alarm_arn().map_or_else(|| arn(d, name), str::to_string);
+    Ok(match tags_of(c, &alarm.label(d), &arn).await? {
+        Some(tags) => Found::Present(observe(a, tags)),
+        None => Found::Missing,
+    })
+}
+
+/// Reads the four alarms with one DescribeAlarms and their tags, as the stack's read does;
+/// each is found as [`Piece::read`] finds one.
 pub async fn read_all(
     c: &Clients,
     d: &Desired,
@@ -159,8 +207,12 @@ pub async fn read_all(
         .iter()
         .flat_map(|(_, pair)| pair.iter().map(|(_, a)| a.name(d).to_string()))
         .collect();
-    let read = describe(c, "alarms", names).await?;
-    Ok(alarms.map(|_, pair| pair.map(|_, a| found(&read, a.name(d)))))
+    let read = &describe(c, "alarms", names).await?;
+    ScannerReporter::new(|f| FailureDuration::new(|k| found(c, d, read, Alarm::new(f, k))).join())
+        .join()
+        .await
+        .map(|_, pair| pair.transpose())
+        .transpose()
 }
 
 /// The comparison as the threshold reads: `threshold is 120000, want 300000`, with the
@@ -192,15 +244,13 @@ impl Piece for Alarm {
         format!("alarm {}", self.name(d))
     }
 
-    // DescribeAlarms holds no tags; until ListTagsForResource is read too, the alarm of the
-    // stack's name is taken as the stack's.
-    fn owner_tags(_: &Observed) -> Option<&BTreeMap<String, String>> {
-        None
+    fn owner(o: &Observed) -> Option<&str> {
+        super::stack_of(&o.tags)
     }
 
     async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
         let read = describe(c, &self.label(d), vec![self.name(d).to_string()]).await?;
-        Ok(found(&read, self.name(d)))
+        found(c, d, &read, *self).await
     }
 
     fn drift(&self, d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
@@ -243,20 +293,27 @@ impl Piece for Alarm {
         if !o.actions_enabled {
             out.push(Difference::new(&p, "actions enabled", "actions disabled"));
         }
+        compare_tags(&mut out, &p, &o.tags, &want.tags);
         out
     }
 
-    /// Writes the alarm when it is missing or differs, or when its tags are to be rewritten
-    /// (PutMetricAlarm creates or replaces).
+    /// Writes the alarm when it is missing or a setting differs (PutMetricAlarm creates or
+    /// replaces), and brings its tags to the desired ones when they differ.
     async fn ensure(
         &self,
         c: &Clients,
         d: &Desired,
         found: &Found<Observed>,
-        how: &Ensure<'_>,
+        _how: &Ensure<'_>,
     ) -> Result<(), PieceError> {
-        if found.present().is_some() && self.drift(d, found).is_empty() && !how.retag {
-            return Ok(());
+        let drift = self.drift(d, found);
+        let settings_differ = drift
+            .iter()
+            .any(|x| x.setting != TAGS && x.setting != EXTRA_TAGS);
+        if let Found::Present(o) = found {
+            if !settings_differ {
+                return retag_alarm(c, d, *self, &o.tags).await;
+            }
         }
         let name = self.name(d);
         let function = self.function.name(d);
@@ -298,10 +355,10 @@ impl Piece for Alarm {
             .await
             .map_err(|e| PieceError::aws(self.label(d), "writing", e))?;
         // PutMetricAlarm ignores tags when it updates an alarm that exists.
-        if how.retag && found.present().is_some() {
-            retag_alarm(c, d, *self, &tags).await?;
+        match found {
+            Found::Present(o) => retag_alarm(c, d, *self, &o.tags).await,
+            Found::Missing => Ok(()),
         }
-        Ok(())
     }
 
     /// Deletes the alarm if the read found it; a `ResourceNotFound` is a retried call whose
@@ -330,41 +387,29 @@ impl Piece for Alarm {
     }
 }
 
-/// Brings an existing alarm's tags to the desired set.
+/// Brings an existing alarm's tags from `current` to the desired set.
 async fn retag_alarm(
     c: &Clients,
     d: &Desired,
     alarm: Alarm,
-    tags: &[Tag],
+    current: &BTreeMap<String, String>,
 ) -> Result<(), PieceError> {
     let p = alarm.label(d);
-    let name = alarm.name(d);
-    let arn = d.arn(&format!(
-        "cloudwatch:{}:{}:alarm:{name}",
-        d.region, d.account_id
-    ));
-    let current = c
-        .cloudwatch
-        .list_tags_for_resource()
-        .resource_arn(&arn)
-        .send()
-        .await
-        .map_err(|e| PieceError::aws(&p, "reading tags of", e))?;
-    let current = super::tag_map(
-        current
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))),
-    );
+    let arn = arn(d, alarm.name(d));
+    let tags: Vec<Tag> = d
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
     super::retag(
         &p,
-        &current,
+        current,
         &d.tags,
         || {
             c.cloudwatch
                 .tag_resource()
                 .resource_arn(&arn)
-                .set_tags(Some(tags.to_vec()))
+                .set_tags(Some(tags))
                 .send()
         },
         |keys| {

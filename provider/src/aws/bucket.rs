@@ -219,6 +219,27 @@ async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(),
             &blank
         }
     };
+    // Tagged first: the tag is the stack's claim on the bucket, so a failure in a later step
+    // leaves a bucket the next apply knows as its own.
+    if o.tags != d.tags {
+        let tags = d
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PieceError::new(&p, "tagging", e.to_string()))?;
+        c.s3.put_bucket_tagging()
+            .bucket(name)
+            .tagging(
+                Tagging::builder()
+                    .set_tag_set(Some(tags))
+                    .build()
+                    .map_err(|e| PieceError::new(&p, "tagging", e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(|e| PieceError::aws(&p, "tagging", e))?;
+    }
     if !o.public_access_blocked {
         c.s3.put_public_access_block()
             .bucket(name)
@@ -298,25 +319,6 @@ async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(),
             .send()
             .await
             .map_err(|e| PieceError::aws(&p, "setting the TLS-only policy of", e))?;
-    }
-    if o.tags != d.tags {
-        let tags = d
-            .tags
-            .iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| PieceError::new(&p, "tagging", e.to_string()))?;
-        c.s3.put_bucket_tagging()
-            .bucket(name)
-            .tagging(
-                Tagging::builder()
-                    .set_tag_set(Some(tags))
-                    .build()
-                    .map_err(|e| PieceError::new(&p, "tagging", e.to_string()))?,
-            )
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "tagging", e))?;
     }
     Ok(())
 }
@@ -473,8 +475,8 @@ impl Piece for Bucket {
         format!("bucket {}", d.names.bucket)
     }
 
-    fn owner_tags(o: &Observed) -> Option<&BTreeMap<String, String>> {
-        Some(&o.tags)
+    fn owner(o: &Observed) -> Option<&str> {
+        super::stack_of(&o.tags)
     }
 
     async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {

@@ -1,12 +1,12 @@
 //! The dashboard: compliance over time, compliant and non-compliant counts, and both functions'
 //! invocations, errors and duration.
 
-use std::collections::BTreeMap;
-
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::{codes, is_code, Clients, Desired, Difference, Ensure, Found, Piece, PieceError};
+use super::{
+    codes, is_code, Clients, Desired, Difference, Ensure, Found, Piece, PieceError, Unmarked,
+};
 
 /// The dashboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,42 @@ pub struct Dashboard;
 pub struct Observed {
     /// The body (`null` when it is not JSON).
     pub body: Value,
+    /// The stack its marker names, if it carries one.
+    pub owner: Option<String>,
+}
+
+impl Observed {
+    /// A dashboard as read with `body`.
+    pub fn new(body: Value) -> Observed {
+        let owner = owner_of(&body);
+        Observed { body, owner }
+    }
+}
+
+/// Dashboards carry no tags, so the stack marks its own with this text widget, and reads the
+/// mark back before it overwrites or deletes a dashboard of its name.
+const MARKER: &str = "Managed by Terraform as compliance_monitor stack";
+
+fn marker_widget(suffix: &str) -> Value {
+    json!({
+        "type": "text", "x": 0, "y": 18, "width": 24, "height": 1,
+        "properties": {"markdown": format!(
+            "{MARKER} `{suffix}`: changes made here are undone by the next apply."
+        )}
+    })
+}
+
+/// The stack named by the marker widget of a dashboard body.
+fn owner_of(body: &Value) -> Option<String> {
+    body.get("widgets")?.as_array()?.iter().find_map(|w| {
+        let text = w
+            .get("properties")?
+            .get("markdown")?
+            .as_str()?
+            .strip_prefix(MARKER)?;
+        let rest = text.strip_prefix(" `")?;
+        Some(rest[..rest.find('`')?].to_string())
+    })
 }
 
 /// The dashboard body.
@@ -51,6 +87,7 @@ pub fn body(d: &Desired) -> Value {
                 [ns, "OpenSecurityGroupRules", "Stack", stack],
                 [ns, "InstancesMissingTags", "Stack", stack]
             ]), "Maximum"),
+            marker_widget(stack),
         ]
     })
 }
@@ -63,10 +100,15 @@ impl Piece for Dashboard {
         format!("dashboard {}", d.names.dashboard)
     }
 
-    // GetDashboard holds no tags; until ListTagsForResource is read too, the dashboard of the
-    // stack's name is taken as the stack's.
-    fn owner_tags(_: &Observed) -> Option<&BTreeMap<String, String>> {
-        None
+    fn owner(o: &Observed) -> Option<&str> {
+        o.owner.as_deref()
+    }
+
+    fn unmarked(suffix: &str) -> Unmarked {
+        Unmarked {
+            why: format!("its body has no widget saying `{MARKER} `{suffix}``"),
+            reclaim: "delete it, and the next apply writes it again".to_string(),
+        }
     }
 
     async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
@@ -77,12 +119,11 @@ impl Piece for Dashboard {
             .send()
             .await
         {
-            Ok(out) => Ok(Found::Present(Observed {
-                body: out
-                    .dashboard_body()
+            Ok(out) => Ok(Found::Present(Observed::new(
+                out.dashboard_body()
                     .and_then(|b| serde_json::from_str(b).ok())
                     .unwrap_or(Value::Null),
-            })),
+            ))),
             Err(e) if is_code(&e, codes::DASHBOARD_NOT_FOUND) => Ok(Found::Missing),
             Err(e) => Err(PieceError::aws(self.label(d), "reading", e)),
         }

@@ -38,6 +38,8 @@ pub mod codes {
     pub const DASHBOARD_NOT_FOUND: &str = "ResourceNotFound";
     /// CloudWatch: DeleteAlarms naming an alarm that does not exist (it then deletes none).
     pub const ALARM_NOT_FOUND: &str = "ResourceNotFound";
+    /// CloudWatch: ListTagsForResource of an alarm that does not exist.
+    pub const CLOUDWATCH_TAGS_NOT_FOUND: &str = "ResourceNotFoundException";
     /// S3: no such bucket.
     pub const S3_NO_SUCH_BUCKET: &str = "NoSuchBucket";
     /// S3: HeadBucket of a bucket that does not exist (a 404 with no body).

@@ -45,8 +45,8 @@ impl Piece for LogGroup {
         piece(self.name(d))
     }
 
-    fn owner_tags(o: &Observed) -> Option<&BTreeMap<String, String>> {
-        Some(&o.tags)
+    fn owner(o: &Observed) -> Option<&str> {
+        super::stack_of(&o.tags)
     }
 
     async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
@@ -157,7 +157,12 @@ async fn ensure(
                 // the stack's tags (set by the create itself), so it is this create's.
                 Err(e) if is_code(&e, codes::LOGS_EXISTS) => match read(c, name).await? {
                     Found::Present(o) if owned(&o.tags, &d.names.suffix) => {}
-                    _ => return Err(super::name_taken(&p, &d.names.suffix)),
+                    _ => {
+                        return Err(super::name_taken(
+                            &p,
+                            &super::Unmarked::tags(&d.names.suffix),
+                        ))
+                    }
                 },
                 Err(e) => return Err(PieceError::aws(&p, "creating", e)),
             }

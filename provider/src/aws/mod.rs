@@ -212,23 +212,54 @@ impl fmt::Display for PieceError {
 
 impl std::error::Error for PieceError {}
 
-/// True when `tags` mark a piece as part of the stack `suffix` (every piece the stack creates
-/// carries `ComplianceStack = <suffix>`).
+/// The tag that says which stack a piece belongs to: every piece the stack creates and can tag
+/// carries `ComplianceStack = <suffix>`.
+pub const STACK_TAG: &str = "ComplianceStack";
+
+/// True when `tags` mark a piece as part of the stack `suffix`.
 pub fn owned(tags: &BTreeMap<String, String>, suffix: &str) -> bool {
-    tags.get("ComplianceStack").map(String::as_str) == Some(suffix)
+    stack_of(tags) == Some(suffix)
 }
 
-/// The error of a create that finds the name held by a piece that is not the stack's.
-pub fn name_taken(piece: &str, suffix: &str) -> PieceError {
+/// The stack that `tags` say a piece belongs to.
+pub fn stack_of(tags: &BTreeMap<String, String>) -> Option<&str> {
+    tags.get(STACK_TAG).map(String::as_str)
+}
+
+/// The error of a write that finds the name held by a piece that is not the stack's: on create
+/// (the name was taken before), and on update (the stack's piece was deleted outside Terraform
+/// and someone else made one of the same name). Adopting it would put someone else's resource
+/// under the stack, and a later destroy would delete it. `unmarked` says how the piece shows it
+/// is not the stack's, `reclaim` what to do if it is the stack's own after all.
+pub fn name_taken(piece: &str, unmarked: &Unmarked) -> PieceError {
     PieceError::new(
         piece,
-        "creating",
+        "claiming",
         format!(
-            "the name is taken: it exists but is not tagged ComplianceStack = {}. Choose \
-             another environment_suffix, delete it, or import the stack if it is one",
-            suffix.hcl()
+            "the name is taken: it exists but {}, so it is not this stack's. Choose another \
+             environment_suffix or delete it; if it is this stack's own piece, {}",
+            unmarked.why, unmarked.reclaim
         ),
     )
+}
+
+/// How a piece shows it is not the stack's, and how to reclaim it if it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmarked {
+    /// E.g. `is not tagged ComplianceStack = "dev"`.
+    pub why: String,
+    /// E.g. `tag it ComplianceStack = "dev"`.
+    pub reclaim: String,
+}
+
+impl Unmarked {
+    /// A piece that carries tags.
+    pub fn tags(suffix: &str) -> Unmarked {
+        Unmarked {
+            why: format!("is not tagged {STACK_TAG} = {}", suffix.hcl()),
+            reclaim: format!("tag it {STACK_TAG} = {}", suffix.hcl()),
+        }
+    }
 }
 
 /// One piece of the stack, as terraform-provider-aws keeps one file per resource: the piece
@@ -244,18 +275,21 @@ pub trait Piece: Sync {
     /// The piece as users read it, e.g. `log group /aws/lambda/compliance-scanner-dev`.
     fn label(&self, d: &Desired) -> String;
 
-    /// The tags that say which stack the piece belongs to, or `None` for a piece whose read does
-    /// not hold them (alarms and the dashboard today): such a piece is taken as the stack's.
-    fn owner_tags(o: &Self::Observed) -> Option<&BTreeMap<String, String>>;
+    /// The stack the piece says it belongs to: its [`STACK_TAG`] tag, or, for a piece that
+    /// cannot carry tags (the dashboard), the marker it carries instead. `None`: unmarked.
+    fn owner(o: &Self::Observed) -> Option<&str>;
 
-    /// True when the piece exists and is not the stack `suffix`'s: on create its name is taken
-    /// (adopting it would put someone else's resource under the stack, and destroy would delete
-    /// it), and destroy leaves it in place.
+    /// How the piece shows it is not the stack's, for the error of a name taken.
+    fn unmarked(suffix: &str) -> Unmarked {
+        Unmarked::tags(suffix)
+    }
+
+    /// True when the piece exists and is not the stack `suffix`'s: a write to it is a name
+    /// taken, and destroy leaves it in place.
     fn foreign(found: &Found<Self::Observed>, suffix: &str) -> bool {
         found
             .present()
-            .and_then(Self::owner_tags)
-            .is_some_and(|tags| !owned(tags, suffix))
+            .is_some_and(|o| Self::owner(o) != Some(suffix))
     }
 
     /// Reads the piece. Only the exact code that means "not there" reads as [`Found::Missing`].
@@ -293,8 +327,8 @@ pub trait Piece: Sync {
 pub struct Ensure<'a> {
     /// The functions' packages.
     pub codes: ScannerReporter<Code<'a>>,
-    /// Rewrite tags on pieces whose tags are only checked at write time (alarms).
-    pub retag: bool,
+    /// The alert address the prior state subscribed (on update).
+    pub prior_alert_email: Option<&'a str>,
     /// Terraform's StopProvider: waits and retries end when it fires.
     pub cancel: &'a CancellationToken,
 }

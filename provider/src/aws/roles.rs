@@ -346,7 +346,12 @@ async fn ensure(
                         adopted = o;
                         &adopted
                     }
-                    _ => return Err(super::name_taken(&p, &d.names.suffix)),
+                    _ => {
+                        return Err(super::name_taken(
+                            &p,
+                            &super::Unmarked::tags(&d.names.suffix),
+                        ))
+                    }
                 },
                 Err(e) => return Err(PieceError::aws(&p, "creating", e)),
             }
@@ -483,8 +488,8 @@ impl Piece for Role {
         format!("IAM role {}", self.name(d))
     }
 
-    fn owner_tags(o: &Observed) -> Option<&BTreeMap<String, String>> {
-        Some(&o.tags)
+    fn owner(o: &Observed) -> Option<&str> {
+        super::stack_of(&o.tags)
     }
 
     async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {

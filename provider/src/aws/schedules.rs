@@ -269,8 +269,8 @@ impl Piece for Schedule {
         format!("schedule {}", self.0.name(d))
     }
 
-    fn owner_tags(o: &Observed) -> Option<&BTreeMap<String, String>> {
-        Some(&o.tags)
+    fn owner(o: &Observed) -> Option<&str> {
+        super::stack_of(&o.tags)
     }
 
     async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {

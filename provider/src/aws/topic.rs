@@ -89,9 +89,15 @@ fn drift(d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
     out
 }
 
-/// Creates the topic (an idempotent call) and makes the desired address its only e-mail
-/// subscription: subscribes the new address, then removes old ones that can be removed.
-async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<String, PieceError> {
+/// Creates the topic (an idempotent call) and subscribes the desired address; on a change of
+/// `alert_email`, removes the previous address's subscription and no other: subscribers someone
+/// added to the topic are theirs.
+async fn ensure(
+    c: &Clients,
+    d: &Desired,
+    found: &Found<Observed>,
+    prior_email: Option<&str>,
+) -> Result<String, PieceError> {
     let p = Topic.label(d);
     let blank = Observed::default();
     let o = found.present().unwrap_or(&blank);
@@ -145,9 +151,10 @@ async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<Str
             .await
             .map_err(|e| PieceError::aws(&p, "subscribing the alert e-mail to", e))?;
     }
+    let replaced = prior_email.filter(|e| *e != d.alert_email);
     for (email, sub_arn) in &o.emails {
         // A pending subscription has no ARN to remove; it lapses unconfirmed after three days.
-        if email != &d.alert_email && sub_arn.starts_with("arn:") {
+        if replaced == Some(email.as_str()) && sub_arn.starts_with("arn:") {
             match c.sns.unsubscribe().subscription_arn(sub_arn).send().await {
                 Ok(_) => {}
                 // Already gone (a retried call whose first answer was lost).
@@ -183,8 +190,8 @@ impl Piece for Topic {
         format!("topic {}", d.names.topic)
     }
 
-    fn owner_tags(o: &Observed) -> Option<&BTreeMap<String, String>> {
-        Some(&o.tags)
+    fn owner(o: &Observed) -> Option<&str> {
+        super::stack_of(&o.tags)
     }
 
     async fn read(&self, c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
@@ -200,9 +207,9 @@ impl Piece for Topic {
         c: &Clients,
         d: &Desired,
         found: &Found<Observed>,
-        _how: &Ensure<'_>,
+        how: &Ensure<'_>,
     ) -> Result<String, PieceError> {
-        ensure(c, d, found).await
+        ensure(c, d, found, how.prior_alert_email).await
     }
 
     async fn delete(

@@ -98,26 +98,19 @@ impl ComplianceMonitor {
     /// Creates the stack: every piece, claimed first (one that exists and is not the stack's is
     /// a name taken).
     async fn create(&self, planned: Value, cancel: &CancellationToken) -> Outcome {
-        self.ensure(Value::Null, planned, true, true, cancel).await
+        self.ensure(Value::Null, planned, cancel).await
     }
 
-    /// Brings the stack to the plan, writing only what differs; alarms are re-tagged when the
-    /// tags changed (PutMetricAlarm ignores tags on an alarm that exists).
+    /// Brings the stack to the plan, writing only what differs; every piece is claimed again
+    /// (one deleted outside Terraform and made again by someone else is a name taken).
     async fn update(&self, prior: Value, planned: Value, cancel: &CancellationToken) -> Outcome {
-        let retag = prior.attr("tags") != planned.attr("tags");
-        self.ensure(prior, planned, false, retag, cancel).await
+        self.ensure(prior, planned, cancel).await
     }
 
     /// Reads the stack and brings every piece to `planned`. On failure the state keeps what
     /// was made, so Terraform knows every piece.
-    async fn ensure(
-        &self,
-        prior: Value,
-        planned: Value,
-        creating: bool,
-        retag: bool,
-        cancel: &CancellationToken,
-    ) -> Outcome {
+    async fn ensure(&self, prior: Value, planned: Value, cancel: &CancellationToken) -> Outcome {
+        let creating = prior.is_null();
         let (clients, d) = match self.desired(&planned).await {
             Ok(x) => x,
             Err(diags) => return with_error(prior, diags),
@@ -136,8 +129,7 @@ impl ComplianceMonitor {
         };
         let opts = stack::EnsureOptions {
             codes: codes(),
-            retag,
-            creating,
+            prior_alert_email: prior.attr("alert_email").as_str(),
         };
         match stack::ensure(clients, &d, &observed, opts, cancel, &mut applied).await {
             Ok(()) => Outcome {

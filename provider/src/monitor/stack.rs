@@ -169,7 +169,6 @@ struct Run<'a> {
     d: &'a Desired,
     o: &'a Observed,
     how: Ensure<'a>,
-    creating: bool,
     applied: Mutex<&'a mut Applied>,
 }
 
@@ -208,10 +207,12 @@ impl<P: Slot> Part for P {
 
     fn ensure<'a>(&'a self, run: &'a Run<'_>) -> BoxFuture<'a, Result<(), PieceError>> {
         Box::pin(async move {
-            // Claim before create: a piece of the stack's name that is not the stack's is a
-            // name taken. Import adopts a stack explicitly instead.
-            if run.creating && Part::foreign(self, run.d, run.o) {
-                return Err(name_taken(&Part::label(self, run.d), &run.d.names.suffix));
+            // Claim before every write, on create and on update: a piece of the stack's name
+            // that is not the stack's (made by someone else before the create, or after the
+            // stack's own was deleted outside Terraform) is a name taken, never adopted.
+            if Part::foreign(self, run.d, run.o) {
+                let suffix = &run.d.names.suffix;
+                return Err(name_taken(&Part::label(self, run.d), &P::unmarked(suffix)));
             }
             let made = Piece::ensure(self, run.c, run.d, self.found(run.o), &run.how).await?;
             let mut applied = run.applied.lock().unwrap_or_else(PoisonError::into_inner);
@@ -283,10 +284,9 @@ fn cancelled(cancel: &CancellationToken) -> Result<(), PieceError> {
 pub struct EnsureOptions<'a> {
     /// The functions' packages.
     pub codes: ScannerReporter<Code<'a>>,
-    /// Rewrite tags on pieces whose tags are only checked at write time (alarms).
-    pub retag: bool,
-    /// A create: an existing piece that is not the stack's is a name taken.
-    pub creating: bool,
+    /// The alert address the prior state subscribed, on update: a change of `alert_email`
+    /// removes only that address's subscription, never subscribers someone else added.
+    pub prior_alert_email: Option<&'a str>,
 }
 
 /// Brings every piece to the desired settings, writing only what differs, stage by stage with
@@ -305,10 +305,9 @@ pub async fn ensure(
         o,
         how: Ensure {
             codes: opts.codes,
-            retag: opts.retag,
+            prior_alert_email: opts.prior_alert_email,
             cancel,
         },
-        creating: opts.creating,
         applied: Mutex::new(applied),
     };
     for stage in STAGES {

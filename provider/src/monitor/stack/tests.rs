@@ -73,9 +73,7 @@ impl Observed {
             alarms: ScannerReporter::new(|f| {
                 FailureDuration::new(|k| Found::Present(Alarm::new(f, k).wanted(d)))
             }),
-            dashboard: Found::Present(dashboard::Observed {
-                body: dashboard::body(d),
-            }),
+            dashboard: Found::Present(dashboard::Observed::new(dashboard::body(d))),
         }
     }
 }
@@ -123,6 +121,23 @@ fn a_stack_as_wanted_has_no_drift_and_every_piece_is_in_the_table() {
 }
 
 #[test]
+fn the_dashboard_marker_names_the_stack_and_nothing_else_does() {
+    let d = desired();
+    let owner = |body| dashboard::Observed::new(body).owner;
+    assert_eq!(owner(dashboard::body(&d)).as_deref(), Some("dev"));
+    let mut unmarked = dashboard::body(&d);
+    unmarked["widgets"]
+        .as_array_mut()
+        .expect("widgets")
+        .retain(|w| w["type"] != "text");
+    assert_eq!(owner(unmarked), None);
+    let loose =
+        serde_json::json!({"widgets": [{"type": "text", "properties": {"markdown": "dev"}}]});
+    assert_eq!(owner(loose), None);
+    assert_eq!(owner(serde_json::Value::Null), None);
+}
+
+#[test]
 fn a_piece_is_foreign_only_when_its_tags_name_another_stack() {
     let d = desired();
     let mut o = Observed::wanted(&d);
@@ -141,9 +156,19 @@ fn a_piece_is_foreign_only_when_its_tags_name_another_stack() {
             "IAM role compliance-reporter-dev"
         ]
     );
-    // Alarms and the dashboard carry no tags in their read: never foreign.
+    // Alarms are claimed by their tags too, the dashboard by the marker in its body.
     o.alarms.scanner.failure = Found::Present(alarms::Observed::default());
-    assert!(!Part::foreign(&Alarm::new(Scanner, Kind::Failure), &d, &o));
+    assert!(Part::foreign(&Alarm::new(Scanner, Kind::Failure), &d, &o));
+    o.dashboard = Found::Present(dashboard::Observed::new(serde_json::json!({"widgets": []})));
+    assert!(Part::foreign(&Dashboard, &d, &o));
+    let taken = name_taken(
+        &Part::label(&Dashboard, &d),
+        &<Dashboard as Piece>::unmarked("dev"),
+    );
+    assert!(
+        taken.to_string().contains("the name is taken") && taken.to_string().contains("delete it"),
+        "{taken}"
+    );
 }
 
 /// Every kind of drift message, its values written as a user writes them in HCL (`1`,
