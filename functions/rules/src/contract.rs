@@ -20,6 +20,8 @@
 //!   all-protocols world-open rules as violations.
 //! - **Single values** are taken as written; `EXEMPT_TAG_KEY` keeps surrounding spaces, since EC2
 //!   allows them in a key. Names and ARNs (bucket, topic, stack, namespace) are trimmed.
+//! - **Account ids** (`BUCKET_OWNER`) are trimmed and then exactly 12 ASCII digits; anything else
+//!   is refused rather than sent to S3, where a wrong owner would refuse every request.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,6 +30,11 @@ use crate::result::ScanSettings;
 
 /// The results bucket (both functions).
 pub const BUCKET_NAME: &str = "BUCKET_NAME";
+/// The account that must own the results bucket (both functions): 12 digits. Every S3 request
+/// sends it as `ExpectedBucketOwner`, so a bucket of that name in another account (names are
+/// global) answers 403 instead of being read or written. Unset, no check: a local run against a
+/// bucket whose owner is not known.
+pub const BUCKET_OWNER: &str = "BUCKET_OWNER";
 /// The SNS topic for alerts and the daily summary (both functions); none, no message.
 pub const TOPIC_ARN: &str = "TOPIC_ARN";
 /// The stack's name (both functions).
@@ -44,8 +51,9 @@ pub const SCAN_REGIONS: &str = "SCAN_REGIONS";
 pub const METRIC_NAMESPACE: &str = "METRIC_NAMESPACE";
 
 /// Every variable the scanner reads.
-pub const SCANNER_VARIABLES: [&str; 8] = [
+pub const SCANNER_VARIABLES: [&str; 9] = [
     BUCKET_NAME,
+    BUCKET_OWNER,
     TOPIC_ARN,
     STACK_NAME,
     REQUIRED_TAGS,
@@ -56,7 +64,7 @@ pub const SCANNER_VARIABLES: [&str; 8] = [
 ];
 
 /// Every variable the reporter reads.
-pub const REPORTER_VARIABLES: [&str; 3] = [BUCKET_NAME, TOPIC_ARN, STACK_NAME];
+pub const REPORTER_VARIABLES: [&str; 4] = [BUCKET_NAME, BUCKET_OWNER, TOPIC_ARN, STACK_NAME];
 
 /// Required tag keys when none are configured.
 pub const DEFAULT_REQUIRED_TAGS: [&str; 3] = ["Environment", "Owner", "CostCenter"];
@@ -109,6 +117,25 @@ fn set(value: Option<String>) -> Option<String> {
 /// A name or ARN: trimmed, `None` when unset or blank.
 fn name(value: Option<String>) -> Option<String> {
     set(value).map(|v| v.trim().to_string())
+}
+
+/// Reads an AWS account id: `None` when unset or blank, else the trimmed value, which must be
+/// exactly 12 ASCII digits.
+pub fn decode_account(
+    variable: &'static str,
+    value: Option<String>,
+) -> Result<Option<String>, ContractError> {
+    let Some(id) = name(value) else {
+        return Ok(None);
+    };
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(Some(id))
+    } else {
+        Err(ContractError::new(
+            variable,
+            format!("{variable}: `{id}` is not an AWS account id (12 digits)"),
+        ))
+    }
 }
 
 /// Whether `items` joined by commas reads back as the same list.
@@ -255,6 +282,8 @@ pub fn environment_size(env: &BTreeMap<String, String>) -> usize {
 pub struct ScannerSettings {
     /// Bucket that receives the scan result.
     pub bucket: String,
+    /// The account that must own the bucket (sent as `ExpectedBucketOwner`); `None`, no check.
+    pub bucket_owner: Option<String>,
     /// Topic for the alert, if any.
     pub topic_arn: Option<String>,
     /// The rule settings.
@@ -278,6 +307,7 @@ impl ScannerSettings {
         let bucket = name(var(BUCKET_NAME)).ok_or_else(|| {
             ContractError::new(BUCKET_NAME, format!("no bucket: set {BUCKET_NAME}"))
         })?;
+        let bucket_owner = decode_account(BUCKET_OWNER, var(BUCKET_OWNER))?;
         let rules = decode_rules(&var)?.canonical();
         let listed = match var(SCAN_REGIONS) {
             Some(raw) => decode_strings(SCAN_REGIONS, &raw)?,
@@ -299,6 +329,7 @@ impl ScannerSettings {
         }
         Ok(ScannerSettings {
             bucket,
+            bucket_owner,
             topic_arn: name(var(TOPIC_ARN)),
             rules,
             regions,
@@ -308,8 +339,8 @@ impl ScannerSettings {
         })
     }
 
-    /// The scanner's environment: every variable set (the topic only when there is one), lists in
-    /// the order given.
+    /// The scanner's environment: every variable set (the owner and the topic only when there is
+    /// one), lists in the order given.
     pub fn render(&self) -> BTreeMap<String, String> {
         let mut env = BTreeMap::from([
             (BUCKET_NAME.to_string(), self.bucket.clone()),
@@ -317,6 +348,9 @@ impl ScannerSettings {
             (SCAN_REGIONS.to_string(), encode_strings(&self.regions)),
             (METRIC_NAMESPACE.to_string(), self.metric_namespace.clone()),
         ]);
+        if let Some(owner) = &self.bucket_owner {
+            env.insert(BUCKET_OWNER.to_string(), owner.clone());
+        }
         if let Some(topic) = &self.topic_arn {
             env.insert(TOPIC_ARN.to_string(), topic.clone());
         }
@@ -330,6 +364,8 @@ impl ScannerSettings {
 pub struct ReporterSettings {
     /// The results bucket.
     pub bucket: String,
+    /// The account that must own the bucket (sent as `ExpectedBucketOwner`); `None`, no check.
+    pub bucket_owner: Option<String>,
     /// The topic for the daily summary; no message when absent.
     pub topic_arn: Option<String>,
     /// The stack's name: names the report's stack on a day without scans, whose report would
@@ -346,14 +382,18 @@ impl ReporterSettings {
             bucket: name(var(BUCKET_NAME)).ok_or_else(|| {
                 ContractError::new(BUCKET_NAME, format!("{BUCKET_NAME} is not set"))
             })?,
+            bucket_owner: decode_account(BUCKET_OWNER, var(BUCKET_OWNER))?,
             topic_arn: name(var(TOPIC_ARN)),
             stack: name(var(STACK_NAME)),
         })
     }
 
-    /// The reporter's environment (topic and stack only when set).
+    /// The reporter's environment (owner, topic and stack only when set).
     pub fn render(&self) -> BTreeMap<String, String> {
         let mut env = BTreeMap::from([(BUCKET_NAME.to_string(), self.bucket.clone())]);
+        if let Some(owner) = &self.bucket_owner {
+            env.insert(BUCKET_OWNER.to_string(), owner.clone());
+        }
         if let Some(topic) = &self.topic_arn {
             env.insert(TOPIC_ARN.to_string(), topic.clone());
         }
@@ -379,6 +419,7 @@ mod tests {
     fn scanner() -> ScannerSettings {
         ScannerSettings {
             bucket: "compliance-results-prod".into(),
+            bucket_owner: Some("123456789012".into()),
             topic_arn: Some("arn:aws:sns:us-east-1:123456789012:compliance-alerts-prod".into()),
             rules: ScanSettings::default(),
             regions: strings(&["us-east-1"]),
@@ -490,6 +531,7 @@ mod tests {
         let bucket_only = |k: &str| (k == BUCKET_NAME).then(|| " b ".to_string());
         let s = ScannerSettings::from_vars(bucket_only, Some("eu-west-1")).unwrap();
         assert_eq!(s.bucket, "b");
+        assert_eq!(s.bucket_owner, None);
         assert_eq!(s.topic_arn, None);
         assert_eq!(s.rules, ScanSettings::default().canonical());
         assert_eq!(s.regions, ["eu-west-1"]);
@@ -501,17 +543,73 @@ mod tests {
     fn the_reporter_reads_back_what_was_rendered() {
         let r = ReporterSettings {
             bucket: "compliance-results-prod".into(),
+            bucket_owner: Some("123456789012".into()),
             topic_arn: Some("arn:aws:sns:us-east-1:123456789012:compliance-alerts-prod".into()),
             stack: Some("prod".into()),
         };
         let env = r.render();
         assert_eq!(
             env.keys().map(String::as_str).collect::<Vec<_>>(),
-            [BUCKET_NAME, STACK_NAME, TOPIC_ARN]
+            [BUCKET_NAME, BUCKET_OWNER, STACK_NAME, TOPIC_ARN]
         );
         assert_eq!(ReporterSettings::from_vars(lookup(&env)), Ok(r));
         let e = ReporterSettings::from_vars(|_| Some(" ".into())).unwrap_err();
         assert_eq!(e.to_string(), "BUCKET_NAME is not set");
+    }
+
+    #[test]
+    fn the_bucket_owner_is_an_account_id_or_nothing() {
+        let with_owner = |owner: &'static str| {
+            move |k: &str| match k {
+                BUCKET_NAME => Some("b".to_string()),
+                BUCKET_OWNER => Some(owner.to_string()),
+                _ => None,
+            }
+        };
+        for (given, read) in [
+            ("123456789012", Some("123456789012")),
+            (" 000000000000\n", Some("000000000000")),
+            ("", None),
+            ("  ", None),
+        ] {
+            let s = ScannerSettings::from_vars(with_owner(given), Some("us-east-1")).unwrap();
+            assert_eq!(s.bucket_owner.as_deref(), read, "{given:?}");
+            let r = ReporterSettings::from_vars(with_owner(given)).unwrap();
+            assert_eq!(r.bucket_owner.as_deref(), read, "{given:?}");
+        }
+        for bad in [
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            "1234 5678901",
+            "+12345678901",
+            "１２３４５６７８９０１２",
+            "arn:aws:iam::123456789012:root",
+        ] {
+            let e = ScannerSettings::from_vars(with_owner(bad), Some("us-east-1")).unwrap_err();
+            assert_eq!(e.variable, BUCKET_OWNER, "{bad:?}");
+            assert!(e.to_string().starts_with("BUCKET_OWNER: "), "{e}");
+            let e = ReporterSettings::from_vars(with_owner(bad)).unwrap_err();
+            assert_eq!(e.variable, BUCKET_OWNER, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn no_owner_renders_no_variable_and_reads_back_as_none() {
+        let mut s = scanner();
+        s.bucket_owner = None;
+        let env = s.render();
+        assert!(!env.contains_key(BUCKET_OWNER));
+        assert_eq!(ScannerSettings::from_vars(lookup(&env), None), Ok(s));
+        let r = ReporterSettings {
+            bucket: "b".into(),
+            bucket_owner: None,
+            topic_arn: None,
+            stack: None,
+        };
+        let env = r.render();
+        assert_eq!(env.keys().collect::<Vec<_>>(), [BUCKET_NAME]);
+        assert_eq!(ReporterSettings::from_vars(lookup(&env)), Ok(r));
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use compliance_rules::contract::{
     decode_ports, decode_rules, decode_strings, encode_ports, encode_strings, environment_size,
-    ReporterSettings, ScannerSettings, REQUIRED_TAGS, RESTRICTED_PORTS, SCANNER_VARIABLES,
+    ReporterSettings, ScannerSettings, BUCKET_NAME, BUCKET_OWNER, REPORTER_VARIABLES,
+    REQUIRED_TAGS, RESTRICTED_PORTS, SCANNER_VARIABLES,
 };
 use compliance_rules::result::ScanSettings;
 use proptest::prelude::*;
@@ -53,10 +54,12 @@ fn arb_scanner() -> impl Strategy<Value = ScannerSettings> {
         "[a-z0-9][a-z0-9-]{0,20}[a-z0-9]",
         prop_oneof!["us-east-1", "eu-west-1", "ap-southeast-2", "cn-north-1"],
         proptest::option::of("arn:aws:sns:us-east-1:[0-9]{12}:[a-zA-Z0-9_-]{1,40}"),
+        proptest::option::of("[0-9]{12}"),
     )
         .prop_map(
-            |(tags, ports, exempt, suffix, region, topic)| ScannerSettings {
+            |(tags, ports, exempt, suffix, region, topic, owner)| ScannerSettings {
                 bucket: format!("compliance-results-{suffix}"),
+                bucket_owner: owner,
                 topic_arn: topic,
                 rules: ScanSettings {
                     required_tags: tags,
@@ -117,11 +120,40 @@ proptest! {
     fn the_reporter_parses_the_configured_settings(configured in arb_scanner()) {
         let reporter = ReporterSettings {
             bucket: configured.bucket.clone(),
+            bucket_owner: configured.bucket_owner.clone(),
             topic_arn: configured.topic_arn.clone(),
             stack: Some(configured.stack.clone()),
         };
         let env = reporter.render();
         prop_assert_eq!(ReporterSettings::from_vars(lookup(&env)).unwrap(), reporter);
+        for name in env.keys() {
+            prop_assert!(REPORTER_VARIABLES.contains(&name.as_str()), "{}", name);
+        }
+    }
+
+    /// Both functions take an owner that is 12 ASCII digits once trimmed, take a blank one as no
+    /// owner, and refuse anything else naming the variable: a wrong owner never reaches S3.
+    #[test]
+    fn the_bucket_owner_is_twelve_digits_or_refused(
+        owner in prop_oneof!["[0-9]{12}", "[ \t]{0,2}[0-9]{10,14}[ \t]{0,2}", "\\PC{0,14}"],
+    ) {
+        let var = |k: &str| match k {
+            BUCKET_NAME => Some("b".to_string()),
+            BUCKET_OWNER => Some(owner.clone()),
+            _ => None,
+        };
+        let id = owner.trim();
+        let valid = id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit());
+        let expected = (!id.is_empty()).then(|| id.to_string());
+        let scanner = ScannerSettings::from_vars(var, Some("us-east-1"));
+        let reporter = ReporterSettings::from_vars(var);
+        if valid || id.is_empty() {
+            prop_assert_eq!(scanner.unwrap().bucket_owner, expected.clone());
+            prop_assert_eq!(reporter.unwrap().bucket_owner, expected);
+        } else {
+            prop_assert_eq!(scanner.unwrap_err().variable, BUCKET_OWNER);
+            prop_assert_eq!(reporter.unwrap_err().variable, BUCKET_OWNER);
+        }
     }
 
     /// The size the provider checks grows with every byte of a key, so a configuration over

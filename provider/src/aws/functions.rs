@@ -51,9 +51,12 @@ impl Function {
     /// functions read it back with).
     pub fn environment(self, d: &Desired) -> BTreeMap<String, String> {
         let topic_arn = Some(d.topic_arn());
+        // The stack's bucket is in the stack's account: a same-named bucket elsewhere is refused.
+        let bucket_owner = Some(d.account_id.clone());
         match self {
             Function::Scanner => ScannerSettings {
                 bucket: d.names.bucket.clone(),
+                bucket_owner,
                 topic_arn,
                 rules: ScanSettings {
                     required_tags: d.required_tags.clone(),
@@ -67,6 +70,7 @@ impl Function {
             .render(),
             Function::Reporter => ReporterSettings {
                 bucket: d.names.bucket.clone(),
+                bucket_owner,
                 topic_arn,
                 stack: Some(d.names.suffix.clone()),
             }
