@@ -1,6 +1,7 @@
 //! A fidelity proxy: an HTTP/1.1 proxy on loopback, put in front of a [`Moto`] server, that adds
 //! the documented AWS behaviour moto does not show (eventual consistency, Lambda states,
-//! throttling, the shared bucket namespace, per-key DeleteObjects failures, lost answers).
+//! throttling, the shared bucket namespace, expected bucket owners, per-key DeleteObjects
+//! failures, lost answers).
 //!
 //! moto still does all the work: the proxy only refuses, delays, drops or rewrites what AWS would.
 //! Every knob is off in [`Fidelity::default`], which makes the proxy a pure pass-through that
@@ -36,6 +37,11 @@ pub struct Fidelity {
     /// Bucket names that belong to "another account": CreateBucket answers 409 BucketAlreadyExists,
     /// HeadBucket 403 (empty body), any other request on the bucket 403 AccessDenied.
     pub foreign_buckets: BTreeSet<String>,
+    /// Bucket name -> the account id that owns it (S3 `ExpectedBucketOwner`): a request on the
+    /// bucket whose `x-amz-expected-bucket-owner` header names another account answers 403
+    /// AccessDenied "Access Denied" (HEAD: no body) and is not forwarded. A request without the
+    /// header passes: S3 checks the owner only when asked.
+    pub bucket_owners: BTreeMap<String, String>,
     /// Key prefixes that DeleteObjects cannot delete (as with Object Lock retention): those entries are removed from the
     /// request before it is forwarded, and the 200 answer carries an <Error> per such key/version with
     /// Code AccessDenied and Message "Access Denied".
@@ -56,6 +62,7 @@ impl Default for Fidelity {
             lambda_update: Duration::ZERO,
             throttle: BTreeMap::new(),
             foreign_buckets: BTreeSet::new(),
+            bucket_owners: BTreeMap::new(),
             undeletable_prefixes: Vec::new(),
             drop_answers: 0.0,
             latency: Duration::ZERO,
@@ -94,6 +101,14 @@ pub struct Counters {
     pub lambda_not_ready_reads: u64,
     /// Answers for foreign buckets.
     pub bucket_taken: u64,
+    /// S3 requests on a bucket that carried `x-amz-expected-bucket-owner`, by bucket (throttled
+    /// and refused ones too).
+    pub owner_expected: BTreeMap<String, u64>,
+    /// S3 requests on a bucket without `x-amz-expected-bucket-owner`, by bucket (throttled and
+    /// refused ones too).
+    pub owner_not_expected: BTreeMap<String, u64>,
+    /// 403 AccessDenied answered for an expected owner other than the bucket's (`bucket_owners`).
+    pub wrong_owner: u64,
     /// Per-key errors added to DeleteObjects answers.
     pub undeletable: u64,
     /// Answers dropped.
@@ -434,6 +449,9 @@ impl State {
 
     fn before(&mut self, call: &Call, request: &mut Message) -> Plan {
         let now = Instant::now();
+        if call.service == "s3" {
+            self.count_expected_owner(call, request);
+        }
         let throttle = &self.config.throttle;
         let rate = throttle
             .get(&call.service)
@@ -539,6 +557,21 @@ impl State {
         }
     }
 
+    /// Counts an S3 request on a bucket as carrying the expected owner or not, whatever the proxy
+    /// does with it next.
+    fn count_expected_owner(&mut self, call: &Call, request: &Message) {
+        let (bucket, _) = s3_target(&call.path);
+        if bucket.is_empty() {
+            return;
+        }
+        let counter = if request.head.header(EXPECTED_OWNER).is_some() {
+            &mut self.counters.owner_expected
+        } else {
+            &mut self.counters.owner_not_expected
+        };
+        *counter.entry(bucket).or_default() += 1;
+    }
+
     fn before_s3(&mut self, call: &Call, request: &mut Message) -> Plan {
         let (bucket, key) = s3_target(&call.path);
         if bucket.is_empty() {
@@ -562,6 +595,16 @@ impl State {
                 _ => s3_error(403, "AccessDenied", "Access Denied", "", &id, false),
             };
             return Plan::Answer(answer);
+        }
+        let expected = request.head.header(EXPECTED_OWNER).map(str::trim);
+        if let (Some(owner), Some(expected)) = (self.config.bucket_owners.get(&bucket), expected) {
+            if owner != expected {
+                self.counters.wrong_owner += 1;
+                let id = self.request_id();
+                let head_only = call.method == "HEAD";
+                let answer = s3_error(403, "AccessDenied", "Access Denied", "", &id, head_only);
+                return Plan::Answer(answer);
+            }
         }
         let delete_objects = call.method == "POST" && key.is_empty() && bare.contains(&"delete");
         if !delete_objects || self.config.undeletable_prefixes.is_empty() {
@@ -840,6 +883,9 @@ fn delete_errors_xml(errors: &[(String, Option<String>)]) -> String {
         })
         .collect()
 }
+
+/// The header of S3's `ExpectedBucketOwner` parameter.
+const EXPECTED_OWNER: &str = "x-amz-expected-bucket-owner";
 
 // ---------------------------------------------------------------------------------------------
 // AWS error answers.

@@ -244,8 +244,14 @@ async fn pass_through_counts_requests_by_kind_over_tls() {
     assert_eq!(c.requests, expected);
     assert_eq!(c.total_requests(), 7);
     assert_eq!(
+        c.owner_not_expected,
+        BTreeMap::from([("counted".to_string(), 4)]),
+        "each request on the bucket, none with an expected owner"
+    );
+    assert_eq!(
         Counters {
             requests: BTreeMap::new(),
+            owner_not_expected: BTreeMap::new(),
             ..c.clone()
         },
         Counters::default(),
@@ -719,6 +725,109 @@ async fn buckets_of_another_account() {
         .await
         .expect_err("absent");
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
+}
+
+#[tokio::test]
+async fn an_expected_owner_other_than_the_buckets_is_refused() {
+    let moto = Moto::start();
+    let proxy = FidelityProxy::start(
+        &moto,
+        Fidelity {
+            bucket_owners: BTreeMap::from([
+                ("mine".to_string(), "123456789012".to_string()),
+                ("theirs".to_string(), "111122223333".to_string()),
+            ]),
+            ..Fidelity::default()
+        },
+    );
+    let cfg = sdk(&proxy, 1).await;
+    let s3 = s3(&cfg);
+    for bucket in ["mine", "theirs"] {
+        s3.create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("CreateBucket");
+    }
+    let me = Some("123456789012".to_string());
+
+    // The owner named: served.
+    s3.put_object()
+        .bucket("mine")
+        .key("k")
+        .set_expected_bucket_owner(me.clone())
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("PutObject");
+    s3.head_object()
+        .bucket("mine")
+        .key("k")
+        .set_expected_bucket_owner(me.clone())
+        .send()
+        .await
+        .expect("HeadObject");
+
+    // Another owner named: 403 AccessDenied, HEAD without a body, nothing forwarded.
+    let err = s3
+        .put_object()
+        .bucket("theirs")
+        .key("refused")
+        .set_expected_bucket_owner(me.clone())
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("not the owner");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+    assert_eq!(err.code(), Some("AccessDenied"));
+    assert_eq!(err.message(), Some("Access Denied"));
+    let err = s3
+        .list_objects_v2()
+        .bucket("theirs")
+        .set_expected_bucket_owner(me.clone())
+        .send()
+        .await
+        .expect_err("not the owner");
+    assert_eq!(err.code(), Some("AccessDenied"));
+    let err = s3
+        .head_bucket()
+        .bucket("theirs")
+        .set_expected_bucket_owner(me.clone())
+        .send()
+        .await
+        .expect_err("not the owner");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+
+    // Its real owner named, or none: S3 checks only when asked.
+    for owner in [Some("111122223333".to_string()), None] {
+        s3.put_object()
+            .bucket("theirs")
+            .key("k")
+            .set_expected_bucket_owner(owner)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect("PutObject");
+    }
+    let listed = s3
+        .list_objects_v2()
+        .bucket("theirs")
+        .send()
+        .await
+        .expect("ListObjectsV2");
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["k"], "the refused PutObject never reached moto");
+
+    let c = proxy.counters();
+    assert_eq!(c.wrong_owner, 3, "{c:?}");
+    assert_eq!(
+        c.owner_expected,
+        BTreeMap::from([("mine".to_string(), 2), ("theirs".to_string(), 4)])
+    );
+    assert_eq!(
+        c.owner_not_expected,
+        BTreeMap::from([("mine".to_string(), 1), ("theirs".to_string(), 3)])
+    );
 }
 
 #[tokio::test]
