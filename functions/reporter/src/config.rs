@@ -8,8 +8,8 @@ use compliance_rules::contract::ReporterSettings;
 /// Where the reporter reads and writes, and whom it tells.
 pub type Settings = ReporterSettings;
 
-/// Reads `BUCKET_NAME` and the optional `TOPIC_ARN` and `STACK_NAME` from the environment; empty or
-/// white space counts as not given (Terraform and shells pass `""`).
+/// Reads `BUCKET_NAME` and the optional `BUCKET_OWNER`, `TOPIC_ARN` and `STACK_NAME` from the
+/// environment; empty or white space counts as not given (Terraform and shells pass `""`).
 pub fn from_env() -> Result<Settings> {
     Ok(ReporterSettings::from_vars(|name| {
         std::env::var(name).ok()

@@ -51,6 +51,10 @@ pub enum Command {
         /// The results bucket.
         #[arg(long, env = contract::BUCKET_NAME)]
         bucket: String,
+        /// Account id (12 digits) that must own the bucket; every S3 request is refused (403)
+        /// when another account owns it. Without one, no check.
+        #[arg(long, env = contract::BUCKET_OWNER)]
+        bucket_owner: Option<String>,
         /// The SNS topic for the daily summary.
         #[arg(long, env = contract::TOPIC_ARN)]
         topic_arn: Option<String>,
@@ -88,6 +92,7 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
     let Command::Report {
         date,
         bucket,
+        bucket_owner,
         topic_arn,
         stack,
     } = cli.command;
@@ -99,6 +104,7 @@ pub async fn run_cli(cli: Cli) -> Result<()> {
     // The flags read through the contract, as the environment does: blank means not given.
     let settings = ReporterSettings::from_vars(|name| match name {
         contract::BUCKET_NAME => Some(bucket.clone()),
+        contract::BUCKET_OWNER => bucket_owner.clone(),
         contract::TOPIC_ARN => topic_arn.clone(),
         contract::STACK_NAME => stack.clone(),
         _ => None,

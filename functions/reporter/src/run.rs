@@ -8,7 +8,7 @@ use time::{Date, OffsetDateTime};
 
 use crate::config::Settings;
 use crate::dates::{day_prefix, format_date, generated_at};
-use crate::store::{list_keys, put, read_previous_report, read_scan_object};
+use crate::store::{list_keys, put, read_previous_report, read_scan_object, Bucket};
 
 /// The AWS clients the reporter uses, built once per process (the Lambda function serves every
 /// invocation with them).
@@ -72,16 +72,20 @@ pub async fn make_report(
     date: Date,
     now: OffsetDateTime,
 ) -> Result<Outcome> {
-    let s3 = &clients.s3;
     let bucket = settings.bucket.as_str();
+    let b = Bucket {
+        s3: &clients.s3,
+        name: bucket,
+        owner: settings.bucket_owner.as_deref(),
+    };
     let date_text = format_date(date);
     let generated_at = generated_at(now)?;
     let mut acc = DayAccumulator::new(&date_text, &generated_at);
 
-    let keys = list_keys(s3, bucket, &day_prefix("scans", date)).await?;
+    let keys = list_keys(b, &day_prefix("scans", date)).await?;
     tracing::info!(date = %date_text, objects = keys.len(), "folding the day's scans");
     for key in &keys {
-        match read_scan_object(s3, bucket, key).await? {
+        match read_scan_object(b, key).await? {
             Ok(scan) => acc.add_scan(key, &scan),
             Err(why) => {
                 tracing::warn!(key = %key, reason = %why, "skipping scan object");
@@ -91,7 +95,7 @@ pub async fn make_report(
     }
 
     let previous = match date.previous_day() {
-        Some(prev) => read_previous_report(s3, bucket, prev, &mut acc).await?,
+        Some(prev) => read_previous_report(b, prev, &mut acc).await?,
         None => None,
     };
     let mut report = acc.finish(previous.as_ref());
@@ -105,11 +109,11 @@ pub async fn make_report(
     let csv_key = format!("{prefix}report.csv");
     let html_key = format!("{prefix}report.html");
     let json = serde_json::to_vec_pretty(&report).context("serialise the report")?;
-    put(s3, bucket, &json_key, json, "application/json").await?;
+    put(b, &json_key, json, "application/json").await?;
     let csv = report::csv::render(&report).into_bytes();
-    put(s3, bucket, &csv_key, csv, "text/csv; charset=utf-8").await?;
+    put(b, &csv_key, csv, "text/csv; charset=utf-8").await?;
     let html = report::html::render(&report).into_bytes();
-    put(s3, bucket, &html_key, html, "text/html; charset=utf-8").await?;
+    put(b, &html_key, html, "text/html; charset=utf-8").await?;
     tracing::info!(date = %date_text, scans = report.scans_analysed, skipped = report.skipped.len(), "report stored");
 
     let sns_message_id = match &settings.topic_arn {

@@ -19,15 +19,37 @@ use tokio_util::io::SyncIoBridge;
 
 use crate::dates::day_prefix;
 
+/// The results bucket as every request names it: one place that sets the expected owner, so no
+/// request can leave it out.
+#[derive(Debug, Clone, Copy)]
+pub struct Bucket<'a> {
+    /// The S3 client.
+    pub s3: &'a aws_sdk_s3::Client,
+    /// The bucket's name.
+    pub name: &'a str,
+    /// The account that must own it, sent as `ExpectedBucketOwner` (S3 answers 403 when another
+    /// account does); `None`, no check.
+    pub owner: Option<&'a str>,
+}
+
+impl Bucket<'_> {
+    fn owner(&self) -> Option<String> {
+        self.owner.map(str::to_string)
+    }
+}
+
 /// Every key under `prefix`, sorted, folder markers left out.
-pub async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>> {
+pub async fn list_keys(b: Bucket<'_>, prefix: &str) -> Result<Vec<String>> {
+    let bucket = b.name;
     let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
+    // The paginator sends this input, owner included, for every page.
+    let mut pages =
+        b.s3.list_objects_v2()
+            .bucket(bucket)
+            .set_expected_bucket_owner(b.owner())
+            .prefix(prefix)
+            .into_paginator()
+            .send();
     while let Some(page) = pages.next().await {
         let page = page.with_context(|| format!("list s3://{bucket}/{prefix}"))?;
         keys.extend(
@@ -44,8 +66,14 @@ pub async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> R
 }
 
 /// Fetches an object; `Ok(None)` only for `NoSuchKey`.
-async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Option<GetObjectOutput>> {
-    match s3.get_object().bucket(bucket).key(key).send().await {
+async fn get(b: Bucket<'_>, key: &str) -> Result<Option<GetObjectOutput>> {
+    let bucket = b.name;
+    let request =
+        b.s3.get_object()
+            .bucket(bucket)
+            .set_expected_bucket_owner(b.owner())
+            .key(key);
+    match request.send().await {
         Ok(out) => Ok(Some(out)),
         Err(SdkError::ServiceError(e)) if matches!(e.err(), GetObjectError::NoSuchKey(_)) => {
             Ok(None)
@@ -72,11 +100,11 @@ where
 /// One scan object, or (inner `Err`) the reason the object itself cannot be used. S3 failing to
 /// serve it, or the stream breaking, is the outer error.
 pub async fn read_scan_object(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
+    b: Bucket<'_>,
     key: &str,
 ) -> Result<std::result::Result<ScanResult, String>> {
-    let Some(object) = get(s3, bucket, key).await? else {
+    let bucket = b.name;
+    let Some(object) = get(b, key).await? else {
         return Ok(Err("missing (listed, but gone when read)".to_string()));
     };
     match decode_body(object.body, report::read_scan).await? {
@@ -90,13 +118,13 @@ pub async fn read_scan_object(
 /// one whose content is unusable is named among the skipped objects and the trend left out; one
 /// S3 does not serve is an error, as a report without its trend would stand for good.
 pub async fn read_previous_report(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
+    b: Bucket<'_>,
     prev: Date,
     acc: &mut DayAccumulator,
 ) -> Result<Option<DailyReport>> {
+    let bucket = b.name;
     let key = format!("{}report.json", day_prefix("reports", prev));
-    let Some(object) = get(s3, bucket, &key)
+    let Some(object) = get(b, &key)
         .await
         .context("read the previous day's report for the trend")?
     else {
@@ -130,15 +158,11 @@ pub async fn read_previous_report(
 }
 
 /// Stores one file.
-pub async fn put(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-    body: Vec<u8>,
-    content_type: &str,
-) -> Result<()> {
-    s3.put_object()
+pub async fn put(b: Bucket<'_>, key: &str, body: Vec<u8>, content_type: &str) -> Result<()> {
+    let bucket = b.name;
+    b.s3.put_object()
         .bucket(bucket)
+        .set_expected_bucket_owner(b.owner())
         .key(key)
         .content_type(content_type)
         .body(ByteStream::from(body))

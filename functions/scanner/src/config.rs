@@ -18,6 +18,10 @@ pub struct ScanArgs {
     /// Bucket that receives the scan result.
     #[arg(long, env = contract::BUCKET_NAME)]
     pub bucket_name: Option<String>,
+    /// Account id (12 digits) that must own the bucket; every S3 request is refused (403) when
+    /// another account owns it. Without one, no check.
+    #[arg(long, env = contract::BUCKET_OWNER)]
+    pub bucket_owner: Option<String>,
     /// SNS topic that receives the alert; without one, no alert is sent.
     #[arg(long, env = contract::TOPIC_ARN)]
     pub topic_arn: Option<String>,
@@ -52,6 +56,7 @@ impl ScanArgs {
     fn var(&self, name: &str) -> Option<String> {
         let value = match name {
             contract::BUCKET_NAME => &self.bucket_name,
+            contract::BUCKET_OWNER => &self.bucket_owner,
             contract::TOPIC_ARN => &self.topic_arn,
             contract::REQUIRED_TAGS => &self.required_tags,
             contract::RESTRICTED_PORTS => &self.restricted_ports,
@@ -89,6 +94,28 @@ mod tests {
         assert_eq!(c.metric_namespace, DEFAULT_METRIC_NAMESPACE);
         assert_eq!(c.stack, "local");
         assert_eq!(c.topic_arn, None);
+        assert_eq!(c.bucket_owner, None);
+    }
+
+    #[test]
+    fn the_bucket_owner_is_read_and_checked() {
+        let args = ScanArgs {
+            bucket_name: Some("b".into()),
+            bucket_owner: Some("123456789012".into()),
+            ..ScanArgs::default()
+        };
+        let c = args.into_config(Some("us-east-1")).unwrap();
+        assert_eq!(c.bucket_owner.as_deref(), Some("123456789012"));
+        let bad = ScanArgs {
+            bucket_name: Some("b".into()),
+            bucket_owner: Some("1234".into()),
+            ..ScanArgs::default()
+        };
+        let e = bad.into_config(Some("us-east-1")).unwrap_err().to_string();
+        assert!(
+            e.contains("BUCKET_OWNER") && e.contains("--bucket-owner"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -22,15 +22,17 @@ pub fn result_key(at: OffsetDateTime) -> String {
     format!("scans/{day}/{stamp}.json")
 }
 
-/// Stores the serialized result under `key`.
+/// Stores the serialized result under `key`; with an `owner`, only in a bucket that account owns.
 pub async fn store(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
+    owner: Option<&str>,
     key: &str,
     json: Vec<u8>,
 ) -> anyhow::Result<()> {
     s3.put_object()
         .bucket(bucket)
+        .set_expected_bucket_owner(owner.map(str::to_string))
         .key(key)
         .content_type("application/json")
         .body(json.into())

@@ -221,7 +221,14 @@ pub async fn run_scan(config: &Config, clients: &Clients) -> anyhow::Result<RunR
 
     let key = outputs::result_key(started_at);
     let json = serde_json::to_vec(&result).context("serialize the scan result")?;
-    outputs::store(&clients.s3, &config.bucket, &key, json).await?;
+    outputs::store(
+        &clients.s3,
+        &config.bucket,
+        config.bucket_owner.as_deref(),
+        &key,
+        json,
+    )
+    .await?;
     tracing::info!(bucket = %config.bucket, key = %key, "scan result stored");
 
     // Metrics and alert do not depend on each other: send both at once, and let neither failure
