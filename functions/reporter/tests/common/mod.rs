@@ -92,6 +92,7 @@ impl World {
         let mut cmd = Command::new(reporter_bin());
         self.moto.configure(&mut cmd);
         cmd.env("BUCKET_NAME", &self.bucket)
+            .env_remove("BUCKET_OWNER")
             .env_remove("TOPIC_ARN")
             .env_remove("AWS_LAMBDA_RUNTIME_API")
             .env_remove("AWS_MAX_ATTEMPTS")

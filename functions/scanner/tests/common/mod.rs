@@ -387,11 +387,20 @@ pub fn run_scan(moto: &Moto, env: &[(&str, &str)]) -> Output {
 
 /// Runs the real binary's `scan` with `aws` (an emulator's or a proxy's `aws_env`), then `env`.
 pub fn run_scan_with(aws: &[(String, String)], env: &[(&str, &str)]) -> Output {
+    scan_command(aws, env)
+        .output()
+        .expect("run compliance-scanner")
+}
+
+/// The real binary's `scan` with `aws`, then `env`, and no setting from the test's own
+/// environment; flags may be added.
+pub fn scan_command(aws: &[(String, String)], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_compliance-scanner"));
     cmd.arg("scan");
     for var in [
         "AWS_LAMBDA_RUNTIME_API",
         "BUCKET_NAME",
+        "BUCKET_OWNER",
         "TOPIC_ARN",
         "REQUIRED_TAGS",
         "RESTRICTED_PORTS",
@@ -409,7 +418,7 @@ pub fn run_scan_with(aws: &[(String, String)], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("run compliance-scanner")
+    cmd
 }
 
 pub fn stdout_json(out: &Output) -> serde_json::Value {
