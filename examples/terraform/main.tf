@@ -49,6 +49,13 @@ resource "compliance_monitor" "this" {
   environment_suffix = var.environment_suffix
   alert_email        = var.alert_email
 
+  # The demo's destroy removes the scan history with the stack, as the original design does.
+  # Leave it unset (false) where the history is evidence: a destroy then refuses a bucket that
+  # holds results. bucket_name overrides compliance-results-<suffix>, which S3's global names
+  # make likely to be taken in real AWS.
+  force_destroy = true
+  # bucket_name = "acme-compliance-results-dev"
+
   # Everything below shows the defaults; delete what you do not change.
   required_tags           = ["Environment", "Owner", "CostCenter"]
   exempt_tag_key          = "ComplianceExempt"

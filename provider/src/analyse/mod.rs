@@ -330,6 +330,7 @@ async fn newest_result(c: &Clients, d: &Desired, now: i64, window: Duration) -> 
         let page =
             c.s3.list_objects_v2()
                 .bucket(&d.names.bucket)
+                .expected_bucket_owner(&d.account_id)
                 .prefix("scans/")
                 .start_after(&start_after)
                 .set_continuation_token(token)

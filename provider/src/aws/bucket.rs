@@ -62,8 +62,9 @@ fn taken(p: &str, detail: &str) -> PieceError {
         p,
         "creating",
         format!(
-            "{detail}: the name belongs to another AWS account (bucket names are global). Choose \
-             another environment_suffix"
+            "{detail}: the name belongs to another AWS account (bucket names are global across \
+             accounts). Set bucket_name to a name of your own (or choose another \
+             environment_suffix)"
         ),
     )
 }
@@ -73,7 +74,14 @@ fn taken(p: &str, detail: &str) -> PieceError {
 async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
     let name = &d.names.bucket;
     let p = Bucket.label(d);
-    match c.s3.head_bucket().bucket(name).send().await {
+    match c
+        .s3
+        .head_bucket()
+        .bucket(name)
+        .expected_bucket_owner(&d.account_id)
+        .send()
+        .await
+    {
         Ok(_) => {}
         Err(e) if is_code(&e, codes::S3_HEAD_NOT_FOUND) => return Ok(Found::Missing),
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
@@ -82,14 +90,30 @@ async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
         Err(e) => return Err(PieceError::aws(p, "reading", e)),
     }
     let (versioning, lifecycle, pab, enc, pol, tags) = futures::join!(
-        c.s3.get_bucket_versioning().bucket(name).send(),
+        c.s3.get_bucket_versioning()
+            .bucket(name)
+            .expected_bucket_owner(&d.account_id)
+            .send(),
         c.s3.get_bucket_lifecycle_configuration()
             .bucket(name)
+            .expected_bucket_owner(&d.account_id)
             .send(),
-        c.s3.get_public_access_block().bucket(name).send(),
-        c.s3.get_bucket_encryption().bucket(name).send(),
-        c.s3.get_bucket_policy().bucket(name).send(),
-        c.s3.get_bucket_tagging().bucket(name).send(),
+        c.s3.get_public_access_block()
+            .bucket(name)
+            .expected_bucket_owner(&d.account_id)
+            .send(),
+        c.s3.get_bucket_encryption()
+            .bucket(name)
+            .expected_bucket_owner(&d.account_id)
+            .send(),
+        c.s3.get_bucket_policy()
+            .bucket(name)
+            .expected_bucket_owner(&d.account_id)
+            .send(),
+        c.s3.get_bucket_tagging()
+            .bucket(name)
+            .expected_bucket_owner(&d.account_id)
+            .send(),
     );
     let versioning = match versioning {
         Ok(v) => v.status == Some(BucketVersioningStatus::Enabled),
@@ -209,8 +233,8 @@ async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(),
                             &p,
                             "creating",
                             "the name is taken: a bucket of this account with objects or tags \
-                             exists. Choose another environment_suffix, delete it, or import the \
-                             stack if it is one",
+                             exists. Set bucket_name to another name (or choose another \
+                             environment_suffix), delete it, or import the stack if it is one",
                         ));
                     }
                 }
@@ -230,6 +254,7 @@ async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(),
             .map_err(|e| PieceError::new(&p, "tagging", e.to_string()))?;
         c.s3.put_bucket_tagging()
             .bucket(name)
+            .expected_bucket_owner(&d.account_id)
             .tagging(
                 Tagging::builder()
                     .set_tag_set(Some(tags))
@@ -243,6 +268,7 @@ async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(),
     if !o.public_access_blocked {
         c.s3.put_public_access_block()
             .bucket(name)
+            .expected_bucket_owner(&d.account_id)
             .public_access_block_configuration(
                 PublicAccessBlockConfiguration::builder()
                     .block_public_acls(true)
@@ -258,6 +284,7 @@ async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(),
     if !o.versioning {
         c.s3.put_bucket_versioning()
             .bucket(name)
+            .expected_bucket_owner(&d.account_id)
             .versioning_configuration(
                 VersioningConfiguration::builder()
                     .status(BucketVersioningStatus::Enabled)
@@ -286,6 +313,7 @@ async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(),
             .map_err(|e| PieceError::new(&p, "configuring lifecycle of", e.to_string()))?;
         c.s3.put_bucket_lifecycle_configuration()
             .bucket(name)
+            .expected_bucket_owner(&d.account_id)
             .lifecycle_configuration(config)
             .send()
             .await
@@ -302,6 +330,7 @@ async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(),
             .build();
         c.s3.put_bucket_encryption()
             .bucket(name)
+            .expected_bucket_owner(&d.account_id)
             .server_side_encryption_configuration(
                 ServerSideEncryptionConfiguration::builder()
                     .rules(rule)
@@ -315,6 +344,7 @@ async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(),
     if !o.tls_only {
         c.s3.put_bucket_policy()
             .bucket(name)
+            .expected_bucket_owner(&d.account_id)
             .policy(policy(d).to_string())
             .send()
             .await
@@ -328,8 +358,15 @@ async fn just_created(c: &Clients, d: &Desired) -> Result<bool, PieceError> {
     let name = &d.names.bucket;
     let p = Bucket.label(d);
     let (versions, tags) = futures::join!(
-        c.s3.list_object_versions().bucket(name).max_keys(1).send(),
-        c.s3.get_bucket_tagging().bucket(name).send(),
+        c.s3.list_object_versions()
+            .bucket(name)
+            .expected_bucket_owner(&d.account_id)
+            .max_keys(1)
+            .send(),
+        c.s3.get_bucket_tagging()
+            .bucket(name)
+            .expected_bucket_owner(&d.account_id)
+            .send(),
     );
     let versions = versions.map_err(|e| PieceError::aws(&p, "reading", e))?;
     let tags = absent_if(tags, codes::S3_NO_TAGS)
@@ -337,6 +374,54 @@ async fn just_created(c: &Clients, d: &Desired) -> Result<bool, PieceError> {
     Ok(versions.versions().is_empty()
         && versions.delete_markers().is_empty()
         && tags.is_none_or(|t| t.tag_set().is_empty()))
+}
+
+/// Most object versions the destroy guard counts before it says "more than".
+const COUNT_LIMIT: usize = 10_000;
+
+/// With `force_destroy = false`, a destroy or replacement must not delete the compliance
+/// history: when the bucket holds any object version or delete marker, this fails before
+/// anything is deleted, naming the bucket, how many it holds and the attribute to set.
+pub async fn refuse_if_holding(c: &Clients, d: &Desired) -> Result<(), PieceError> {
+    let name = &d.names.bucket;
+    let p = Bucket.label(d);
+    let (mut count, mut key_marker, mut version_marker) = (0usize, None, None);
+    loop {
+        let page = match c
+            .s3
+            .list_object_versions()
+            .bucket(name)
+            .expected_bucket_owner(&d.account_id)
+            .set_key_marker(key_marker)
+            .set_version_id_marker(version_marker)
+            .send()
+            .await
+        {
+            Ok(page) => page,
+            Err(e) if is_code(&e, codes::S3_NO_SUCH_BUCKET) => return Ok(()),
+            Err(e) => return Err(PieceError::aws(&p, "counting the objects of", e)),
+        };
+        count += page.versions().len() + page.delete_markers().len();
+        if !page.is_truncated().unwrap_or(false) || count >= COUNT_LIMIT {
+            let more = page.is_truncated().unwrap_or(false);
+            if count == 0 {
+                return Ok(());
+            }
+            return Err(PieceError::new(
+                &p,
+                "deleting",
+                format!(
+                    "it holds {}{count} object versions (scan results and reports: the \
+                     compliance history) and force_destroy is false, so nothing was deleted. To \
+                     delete them with the stack, set force_destroy = true, run `terraform apply`, \
+                     then destroy again; to keep them, copy them elsewhere first",
+                    if more { "more than " } else { "" }
+                ),
+            ));
+        }
+        key_marker = page.next_key_marker;
+        version_marker = page.next_version_id_marker;
+    }
 }
 
 /// Most listing rounds an emptying makes without deleting anything before it gives up: a key
@@ -350,7 +435,14 @@ pub async fn delete(
     cancel: &CancellationToken,
 ) -> Result<(), PieceError> {
     empty(c, d, cancel).await?;
-    match c.s3.delete_bucket().bucket(&d.names.bucket).send().await {
+    match c
+        .s3
+        .delete_bucket()
+        .bucket(&d.names.bucket)
+        .expected_bucket_owner(&d.account_id)
+        .send()
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if is_code(&e, codes::S3_NO_SUCH_BUCKET) => Ok(()),
         Err(e) => Err(PieceError::aws(Bucket.label(d), "deleting", e)),
@@ -383,6 +475,7 @@ pub async fn empty(c: &Clients, d: &Desired, cancel: &CancellationToken) -> Resu
             .s3
             .list_object_versions()
             .bucket(name)
+            .expected_bucket_owner(&d.account_id)
             .max_keys(1000)
             .send()
             .await
@@ -441,6 +534,7 @@ pub async fn empty(c: &Clients, d: &Desired, cancel: &CancellationToken) -> Resu
         let out =
             c.s3.delete_objects()
                 .bucket(name)
+                .expected_bucket_owner(&d.account_id)
                 .delete(delete)
                 .send()
                 .await

@@ -64,10 +64,12 @@ impl Role {
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": d.log_group_arn(&format!("/aws/lambda/{}", self.name(d))),
         });
+        // The bucket must be the stack account's: a same-named bucket elsewhere is never used.
+        let own_account = json!({"StringEquals": {"s3:ResourceAccount": d.account_id}});
         let statements = match self {
             Role::Scanner => vec![
                 json!({"Sid": "DescribeFleet", "Effect": "Allow", "Action": ["ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeRegions"], "Resource": "*"}),
-                json!({"Sid": "StoreScans", "Effect": "Allow", "Action": "s3:PutObject", "Resource": d.bucket_arn("/scans/*")}),
+                json!({"Sid": "StoreScans", "Effect": "Allow", "Action": "s3:PutObject", "Resource": d.bucket_arn("/scans/*"), "Condition": own_account}),
                 json!({
                     "Sid": "PublishMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
                     "Condition": {"StringEquals": {"cloudwatch:namespace": d.names.metric_namespace}}
@@ -76,12 +78,15 @@ impl Role {
                 logs,
             ],
             Role::Reporter => vec![
-                json!({"Sid": "ReadScans", "Effect": "Allow", "Action": "s3:GetObject", "Resource": [d.bucket_arn("/scans/*"), d.bucket_arn("/reports/*")]}),
+                json!({"Sid": "ReadScans", "Effect": "Allow", "Action": "s3:GetObject", "Resource": [d.bucket_arn("/scans/*"), d.bucket_arn("/reports/*")], "Condition": own_account}),
                 json!({
                     "Sid": "ListScans", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": d.bucket_arn(""),
-                    "Condition": {"StringLike": {"s3:prefix": ["scans/*", "reports/*"]}}
+                    "Condition": {
+                        "StringLike": {"s3:prefix": ["scans/*", "reports/*"]},
+                        "StringEquals": {"s3:ResourceAccount": d.account_id}
+                    }
                 }),
-                json!({"Sid": "WriteReports", "Effect": "Allow", "Action": "s3:PutObject", "Resource": d.bucket_arn("/reports/*")}),
+                json!({"Sid": "WriteReports", "Effect": "Allow", "Action": "s3:PutObject", "Resource": d.bucket_arn("/reports/*"), "Condition": own_account}),
                 json!({"Sid": "Summary", "Effect": "Allow", "Action": "sns:Publish", "Resource": d.topic_arn()}),
                 logs,
             ],

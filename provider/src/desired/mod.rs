@@ -73,6 +73,8 @@ pub struct Desired {
     pub timeout_seconds: i32,
     /// Tags on every piece.
     pub tags: BTreeMap<String, String>,
+    /// A destroy may delete the bucket's objects (the compliance history).
+    pub force_destroy: bool,
 }
 
 impl Desired {

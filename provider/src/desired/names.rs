@@ -52,6 +52,14 @@ impl StackNames {
             reporter,
         }
     }
+
+    /// The names with the bucket's set by `bucket_name`, when the configuration sets it.
+    pub fn with_bucket(mut self, bucket: Option<&str>) -> StackNames {
+        if let Some(b) = bucket {
+            self.bucket = b.to_string();
+        }
+        self
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,18 @@ impl Field for String {
     }
 }
 
+impl Field for bool {
+    fn tf_type() -> Type {
+        Type::Bool
+    }
+    fn from_value(v: &Value) -> Option<Self> {
+        v.as_bool()
+    }
+    fn to_value(&self) -> Value {
+        Value::Bool(*self)
+    }
+}
+
 impl Field for i32 {
     fn tf_type() -> Type {
         Type::Number
@@ -180,7 +192,8 @@ impl AttrDef {
 }
 
 /// Declares the model: for each attribute a doc line, `name: Type`, and its settings among
-/// `required`, `replaces`, `default = <value of Type>`, `check = <fn(&Value, &AttrPath) -> Problems>`.
+/// `required`, `computed` (optional; when unset the provider plans the value), `replaces`,
+/// `default = <value of Type>`, `check = <fn(&Value, &AttrPath) -> Problems>`.
 macro_rules! model {
     ($(
         #[doc = $doc:literal]
@@ -231,6 +244,7 @@ macro_rules! model {
     };
     (@set $def:ident, $ty:ty, required) => { $def.mode = Mode::Required; };
     (@set $def:ident, $ty:ty, replaces) => { $def.replaces = true; };
+    (@set $def:ident, $ty:ty, computed) => { $def.mode = Mode::OptionalComputed; };
     (@set $def:ident, $ty:ty, default = $val:expr) => {
         $def.default = Some(Field::to_value(&{ let v: $ty = $val; v }));
     };
@@ -256,6 +270,10 @@ fn field<T: Field>(v: &Value, def: &AttrDef) -> Result<T, String> {
 model! {
     /// Suffix of every resource name (`compliance-results-<suffix>`, ...), so stacks live side by side. Lowercase letters, digits and hyphens, at most 44 characters. Changing it replaces the stack.
     environment_suffix: String { required, replaces, check = checks::suffix }
+    /// Name of the S3 bucket that holds scan results and reports. Default: `compliance-results-<suffix>`. Bucket names are global across AWS accounts, so a name another account holds cannot be used: set another here. Changing it replaces the stack.
+    bucket_name: Option<String> { computed, replaces, check = checks::bucket_name }
+    /// Let a destroy or replacement delete the results bucket with every stored result and report (the compliance history). With `false`, a destroy or replacement whose bucket holds objects fails before anything is deleted. As in `aws_s3_bucket`, set it to `true` and apply before the destroy that should delete the history.
+    force_destroy: bool { default = false }
     /// E-mail address subscribed to the alert topic.
     alert_email: String { default = "compliance-team@example.com".into(), check = checks::email }
     /// Tag keys every EC2 instance must carry with a non-blank value (case-sensitive).
@@ -382,6 +400,7 @@ mod tests {
         let type_name = |t: &Type| match t {
             Type::String => "String".to_string(),
             Type::Number => "Number".to_string(),
+            Type::Bool => "Bool".to_string(),
             Type::List(e) if **e == Type::String => "List of String".into(),
             Type::List(e) if **e == Type::Number => "List of Number".into(),
             Type::Map(e) if **e == Type::String => "Map of String".into(),
@@ -391,6 +410,7 @@ mod tests {
             match v {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
                 Value::List(items) => format!(
                     "[{}]",
                     items

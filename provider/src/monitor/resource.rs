@@ -193,7 +193,7 @@ pub fn desired_from(
     tags.extend(m.tags.clone().unwrap_or_default());
     tags.extend(own_tags(suffix));
     Desired {
-        names: StackNames::new(suffix),
+        names: StackNames::new(suffix).with_bucket(m.bucket_name.as_deref()),
         account_id: account.id.clone(),
         partition: account.partition.clone(),
         region: region.to_string(),
@@ -208,6 +208,50 @@ pub fn desired_from(
         memory_mb: m.lambda_memory_mb,
         timeout_seconds: m.lambda_timeout_seconds,
         tags,
+        force_destroy: m.force_destroy,
+    }
+}
+
+/// The provider's `default_tags` land on every piece beside the resource's own tags: together
+/// with the stack's two they must fit AWS's 50 per resource.
+fn default_tags_fit(config: &Value, settings: &ProviderSettings) -> Option<Diagnostic> {
+    let user = config.attr("tags");
+    let user = user.entries();
+    let beside = settings
+        .default_tags
+        .keys()
+        .filter(|k| !user.is_some_and(|u| u.contains_key(*k)))
+        .count();
+    let count = user.map_or(0, BTreeMap::len);
+    validate::tag_count(count, beside).err().map(|detail| {
+        Diagnostic::error("Invalid tags", detail).at(crate::protocol::diag::AttrPath::attr("tags"))
+    })
+}
+
+/// What a replacement does to the compliance history in the old bucket, said at plan.
+fn history_warning(prior: &Value) -> Diagnostic {
+    let bucket = prior
+        .attr("bucket_name")
+        .as_str()
+        .unwrap_or("(the results bucket)");
+    if prior.attr("force_destroy").as_bool() == Some(true) {
+        Diagnostic::warning(
+            "Replacing the stack deletes its compliance history",
+            format!(
+                "The replacement deletes bucket {bucket} with every scan result and report it \
+                 holds (force_destroy = true). Copy them elsewhere first to keep them."
+            ),
+        )
+    } else {
+        Diagnostic::warning(
+            "Replacing the stack would delete its compliance history",
+            format!(
+                "The replacement deletes bucket {bucket}. Its force_destroy is false, so if the \
+                 bucket holds scan results or reports the apply fails before deleting anything. \
+                 To let them go, set force_destroy = true and apply before this change; to keep \
+                 them, copy them elsewhere first."
+            ),
+        )
     }
 }
 
@@ -244,7 +288,9 @@ fn codes() -> ScannerReporter<Code<'static>> {
 pub fn plan_state(req: &PlanRequest) -> Value {
     let mut planned = req.proposed.clone();
     let suffix = req.proposed.attr("environment_suffix").clone();
-    let names = suffix.as_str().map(StackNames::new);
+    let names = suffix
+        .as_str()
+        .map(|s| StackNames::new(s).with_bucket(req.proposed.attr("bucket_name").as_str()));
     let keep_prior = !req.prior.is_null() && !req.replace;
     let Value::Object(attrs) = &mut planned else {
         return planned;
@@ -254,9 +300,13 @@ pub fn plan_state(req: &PlanRequest) -> Value {
         None => Value::Unknown,
     };
     attrs.insert("id".into(), suffix.clone());
+    // Set in the configuration, or the default name (known from the suffix).
+    let bucket = req.proposed.attr("bucket_name");
+    if bucket.is_null() {
+        attrs.insert("bucket_name".into(), derived(|n| n.bucket.clone()));
+    }
     for (name, _) in OUTPUTS {
         let value = match name {
-            "bucket_name" => derived(|n| n.bucket.clone()),
             "scanner_function_name" => derived(|n| n.scanner.clone()),
             "reporter_function_name" => derived(|n| n.reporter.clone()),
             "dashboard_name" => derived(|n| n.dashboard.clone()),
@@ -326,9 +376,18 @@ impl Resource for ComplianceMonitor {
     }
 
     async fn plan(&self, req: PlanRequest, _cancel: CancellationToken) -> Outcome {
+        let mut diagnostics = validate::config(&req.config);
+        if let Ok(cfg) = self.configured() {
+            diagnostics
+                .0
+                .extend(default_tags_fit(&req.config, &cfg.settings));
+        }
+        if req.replace && !req.prior.is_null() && !req.proposed.is_null() {
+            diagnostics.push(history_warning(&req.prior));
+        }
         Outcome {
             state: plan_state(&req),
-            diagnostics: validate::config(&req.config),
+            diagnostics,
             ..Outcome::default()
         }
     }
@@ -382,12 +441,22 @@ impl Resource for ComplianceMonitor {
     }
 
     async fn import(&self, id: &str, _cancel: CancellationToken) -> Outcome {
-        if let Err(detail) = validate::environment_suffix(id) {
+        // `<suffix>`, or `<suffix>/<bucket_name>` for a stack whose bucket name is set.
+        let (suffix, bucket) = match id.split_once('/') {
+            Some((suffix, bucket)) => (suffix, Some(bucket)),
+            None => (id, None),
+        };
+        let checked = validate::environment_suffix(suffix)
+            .and_then(|()| bucket.map_or(Ok(()), validate::bucket_name));
+        if let Err(detail) = checked {
             return with_error(
                 Value::Null,
                 Diagnostic::error(
                     "Invalid import id",
-                    format!("The import id is the stack's environment suffix. {detail}"),
+                    format!(
+                        "The import id is the stack's environment suffix, or \
+                         `<environment_suffix>/<bucket_name>` when bucket_name is set. {detail}"
+                    ),
                 )
                 .into(),
             );
@@ -396,8 +465,11 @@ impl Resource for ComplianceMonitor {
             Ok(c) => c,
             Err(d) => return with_error(Value::Null, d),
         };
-        // Read with the defaults first: names depend only on the suffix.
-        let defaults = super::schema::defaults_for(id);
+        // Read with the defaults first: names depend only on the suffix (and the bucket's name).
+        let mut defaults = super::schema::defaults_for(suffix);
+        if let (Value::Object(attrs), Some(b)) = (&mut defaults, bucket) {
+            attrs.insert("bucket_name".into(), Value::string(b));
+        }
         let (clients, d) = match self.desired(&defaults).await {
             Ok(x) => x,
             Err(diags) => return with_error(Value::Null, diags),

@@ -20,11 +20,7 @@ pub const DEFAULT_RESTRICTED_PORTS: [i64; PORTS.len()] = {
 };
 
 /// Computed attributes that hold the seed's outputs, with their descriptions.
-pub const OUTPUTS: [(&str, &str); 9] = [
-    (
-        "bucket_name",
-        "Name of the S3 bucket that holds scan results and reports.",
-    ),
+pub const OUTPUTS: [(&str, &str); 8] = [
     ("topic_arn", "ARN of the SNS topic that receives alerts."),
     (
         "scanner_function_name",

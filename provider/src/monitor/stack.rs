@@ -324,7 +324,8 @@ pub async fn ensure(
 /// pieces that exist but are not the stack's (a name that was taken when a create failed) are
 /// left alone and returned, so the caller can say so.
 ///
-/// The bucket is emptied before anything is deleted: emptying is the one step that can fail
+/// With `force_destroy = false`, a bucket that holds anything stops the destroy before anything
+/// is deleted. The bucket is emptied before anything is deleted: emptying is the one step that can fail
 /// for what the bucket holds (Object Lock, a denying policy), and then the stack is left whole
 /// and working, not half gone.
 pub async fn delete(
@@ -337,7 +338,11 @@ pub async fn delete(
         .filter(|p| p.foreign(d, &o))
         .map(|p| p.label(d))
         .collect();
-    if !Part::foreign(&Bucket, d, &o) {
+    if !Part::foreign(&Bucket, d, &o) && o.bucket.present().is_some() {
+        // The compliance history goes only when the configuration says it may.
+        if !d.force_destroy {
+            bucket::refuse_if_holding(c, d).await?;
+        }
         bucket::empty(c, d, cancel).await?;
     }
     for stage in STAGES.into_iter().rev() {

@@ -172,6 +172,78 @@ pub fn in_range(n: i64, (lo, hi): (i64, i64), what: &str) -> Result<(), String> 
     }
 }
 
+/// A bucket name S3 accepts (its general-purpose bucket naming rules).
+pub fn bucket_name(name: &str) -> Result<(), String> {
+    let fail = |why: &str| Err(format!("{name:?} is not a valid S3 bucket name: {why}."));
+    if !(3..=63).contains(&name.len()) {
+        return fail("it must be 3 to 63 characters long");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+    {
+        return fail("use only lowercase letters, digits, dots and hyphens");
+    }
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !alnum(name.chars().next()) || !alnum(name.chars().last()) {
+        return fail("it must begin and end with a letter or digit");
+    }
+    if name.contains("..") {
+        return fail("it must not hold two dots in a row");
+    }
+    if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return fail("it must not be an IP address");
+    }
+    for prefix in ["xn--", "sthree-", "amzn-s3-demo-"] {
+        if name.starts_with(prefix) {
+            return fail(&format!("S3 reserves the prefix {prefix:?}"));
+        }
+    }
+    for suffix in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"] {
+        if name.ends_with(suffix) {
+            return fail(&format!("S3 reserves the suffix {suffix:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// The stack's own tag keys, which it sets on every piece.
+pub const OWN_TAG_KEYS: [&str; 2] = ["ManagedBy", crate::aws::STACK_TAG];
+
+/// Most tags a piece may carry: 50 for every service the stack tags (S3, SNS, IAM, Lambda,
+/// CloudWatch Logs, EventBridge, CloudWatch).
+pub const MAX_TAGS: usize = 50;
+
+/// The user's tags and the provider's `default_tags` (those not among the user's), with the
+/// stack's own two, must fit on a piece.
+pub fn tag_count(user: usize, defaults_beside: usize) -> Result<(), String> {
+    let total = user + defaults_beside + OWN_TAG_KEYS.len();
+    if total > MAX_TAGS {
+        return Err(format!(
+            "Every piece would carry {total} tags ({user} from tags, {defaults_beside} from the \
+             provider's default_tags and the stack's own {}); AWS allows {MAX_TAGS} per resource. \
+             Remove {} tags.",
+            OWN_TAG_KEYS.len(),
+            total - MAX_TAGS
+        ));
+    }
+    Ok(())
+}
+
+/// Tag text every tagged service accepts: letters, digits, spaces and `_ . : / = + - @`.
+pub fn tag_text(text: &str, what: &str) -> Result<(), String> {
+    match text
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(*c)))
+    {
+        Some(c) => Err(format!(
+            "The {what} holds {c:?}, which AWS does not accept in tags (letters, digits, spaces \
+             and _ . : / = + - @ are accepted). Remove or replace it."
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A tag key AWS accepts.
 pub fn tag_key(k: &str) -> Result<(), String> {
     if k.trim().is_empty() {
@@ -277,6 +349,10 @@ pub mod checks {
 
     pub fn suffix(v: &Value, at: &AttrPath) -> Problems {
         one(at, super::environment_suffix(text(v)))
+    }
+
+    pub fn bucket_name(v: &Value, at: &AttrPath) -> Problems {
+        one(at, super::bucket_name(text(v)))
     }
 
     pub fn email(v: &Value, at: &AttrPath) -> Problems {
@@ -386,21 +462,41 @@ pub mod checks {
         out
     }
 
-    /// Each key valid, each value within AWS's 256 characters; each error points at its key.
+    /// Each key valid, each value within AWS's 256 characters and the characters every tagged
+    /// service accepts, not one of the stack's own keys, and few enough that the stack's own
+    /// fit beside them; each error points at its key.
     pub fn tags(v: &Value, at: &AttrPath) -> Problems {
         let mut out = Problems::new();
-        for (key, value) in v.entries().into_iter().flatten() {
+        let entries = v.entries().into_iter().flatten();
+        let mut count = 0;
+        for (key, value) in entries {
+            count += 1;
             let at = at.clone().key(key);
+            let value = value.as_str().unwrap_or_default();
             if let Err(detail) = super::tag_key(key) {
                 out.push((at, detail));
-            } else if value.as_str().is_some_and(|v| v.chars().count() > 256) {
+            } else if let Err(detail) = super::tag_text(key, "key") {
+                out.push((at, detail));
+            } else if super::OWN_TAG_KEYS.contains(&key.as_str()) {
+                out.push((
+                    at,
+                    format!(
+                        "Tag {key:?} is the stack's own (it marks what the stack made). Remove it."
+                    ),
+                ));
+            } else if value.chars().count() > 256 {
                 out.push((
                     at,
                     format!(
                         "The value of tag {key:?} is longer than AWS's 256 characters. Shorten it."
                     ),
                 ));
+            } else if let Err(detail) = super::tag_text(value, &format!("value of tag {key:?}")) {
+                out.push((at, detail));
             }
+        }
+        if let Err(detail) = super::tag_count(count, 0) {
+            out.push((at.clone(), detail));
         }
         out
     }
@@ -409,6 +505,65 @@ pub mod checks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn piece_tags_keep_within_every_services_limits() {
+        use crate::protocol::diag::AttrPath;
+        use crate::protocol::value::Value;
+        let tags = |pairs: Vec<(String, &str)>| {
+            Value::Map(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::string(v)))
+                    .collect(),
+            )
+        };
+        let problems = |v| checks::tags(&v, &AttrPath::attr("tags"));
+        assert!(problems(tags(vec![("Team".into(), "sec-ops@example.com")])).is_empty());
+        let many = |n: usize| tags((0..n).map(|i| (format!("k{i}"), "v")).collect());
+        assert!(problems(many(48)).is_empty());
+        let over = problems(many(49));
+        assert_eq!(over.len(), 1, "{over:?}");
+        assert!(
+            over[0].1.contains("51 tags") && over[0].1.contains("Remove 1"),
+            "{over:?}"
+        );
+        for (key, value, why) in [
+            ("Team", "a;b", "';'"),
+            ("Team#1", "x", "'#'"),
+            ("ComplianceStack", "x", "the stack's own"),
+            ("ManagedBy", "x", "the stack's own"),
+        ] {
+            let p = problems(tags(vec![(key.into(), value)]));
+            assert!(p.len() == 1 && p[0].1.contains(why), "{key}={value}: {p:?}");
+        }
+        assert!(tag_count(30, 18).is_ok());
+        assert!(tag_count(30, 19)
+            .unwrap_err()
+            .contains("from the provider's default_tags"));
+    }
+
+    #[test]
+    fn bucket_names_follow_s3s_rules() {
+        for good in ["compliance-results-dev", "abc", "a.b-c.1", &"a".repeat(63)] {
+            assert!(bucket_name(good).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            ("ab", "3 to 63"),
+            (&"a".repeat(64), "3 to 63"),
+            ("Compliance", "lowercase"),
+            ("under_score", "lowercase"),
+            ("-abc", "begin and end"),
+            ("abc.", "begin and end"),
+            ("a..b", "two dots"),
+            ("192.168.1.1", "IP address"),
+            ("xn--abc", "prefix"),
+            ("results-s3alias", "suffix"),
+        ] {
+            let e = bucket_name(bad).unwrap_err();
+            assert!(e.contains(why) && e.contains(bad), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn suffixes() {

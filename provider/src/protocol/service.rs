@@ -277,12 +277,23 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
                 Diagnostics::from(Diagnostic::error("Stored state is not JSON", e.to_string()))
             })?;
             // Schema version 0 is the only one so far: the JSON decodes with the current type.
-            let state = value::from_json(&json, &ty).map_err(|e| {
+            let mut state = value::from_json(&json, &ty).map_err(|e| {
                 Diagnostics::from(Diagnostic::error(
                     "Stored state does not match the schema",
                     format!("{e}. Remove the resource from state and import it again."),
                 ))
             })?;
+            // An attribute added since the state was written, with a default, takes its
+            // default: the state then says what the older provider did (e.g. `force_destroy`
+            // false), and the next plan shows no change for it.
+            if let Value::Object(attrs) = &mut state {
+                for a in &r.schema().block.attributes {
+                    let absent = json.get(a.name).is_none();
+                    if let (true, Some(default)) = (absent, &a.default) {
+                        attrs.insert(a.name.to_string(), default.clone());
+                    }
+                }
+            }
             encode(&state, &ty).map(Some)
         })();
         let (upgraded_state, diagnostics) = match result {

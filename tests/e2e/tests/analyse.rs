@@ -338,7 +338,7 @@ async fn settings_from_the_state_file_and_the_scanner_result_check() {
         &moto,
         "analyse-state",
         s,
-        "  lambda_timeout_seconds = 120\n  scan_schedule = \"rate(1 minute)\"",
+        "  lambda_timeout_seconds = 120\n  scan_schedule = \"rate(1 minute)\"\n  force_destroy = true",
     );
     let state = ["--state", "terraform.tfstate"];
 

@@ -453,6 +453,12 @@ async fn suffix_change_replaces_and_import_adopts_on(aws: &Aws) {
         plan.contains("forces replacement") && plan.contains("1 to add, 0 to change, 1 to destroy"),
         "{plan}"
     );
+    assert!(
+        plan.contains("Replacing the stack would delete its compliance history")
+            && plan.contains("compliance-results-one")
+            && plan.contains("force_destroy"),
+        "a replacement says what happens to the history:\n{plan}"
+    );
     apply(&w);
     assert_swept(moto, "one").await;
     assert_present(moto, "two").await;
@@ -777,6 +783,41 @@ async fn updates_of_tags_lifecycle_exemption_ports_and_report_schedule_apply_in_
         3,
         "{versions:?}"
     );
+    // force_destroy is false by default: the destroy refuses before deleting anything, naming
+    // the bucket, what it holds and the attribute.
+    let out = w.run(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    let out_text = text(&out);
+    assert!(!out.status.success(), "destroy must refuse:\n{out_text}");
+    assert!(
+        out_text.contains(&format!("bucket {bucket}"))
+            && out_text.contains("holds 3 object versions")
+            && out_text.contains("force_destroy = true"),
+        "{out_text}"
+    );
+    assert_present(moto, s).await;
+    let kept = s3
+        .list_object_versions()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("versions");
+    assert_eq!(kept.versions().len() + kept.delete_markers().len(), 3);
+    // Setting it is an in-place change of the state only; then the destroy empties the bucket.
+    w.write(&config(aws, s, "  tags = {}\n  force_destroy = true"));
+    let (code, out) = plan_code(&w);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("~ force_destroy") && out.contains("0 to destroy"),
+        "{out}"
+    );
+    apply(&w);
+    // The apply put the TLS-only policy back (it was drift), and moto mis-evaluates it for
+    // DeleteObjects too: lift it again.
+    s3.delete_bucket_policy()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("lift policy");
     w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
     assert_swept(moto, s).await;
 }
@@ -793,7 +834,7 @@ async fn a_destroy_that_cannot_empty_the_bucket_fails_naming_the_key_and_keeps_t
     });
     let moto = &aws.moto;
     let s = "locked";
-    let w = workdir(&aws, "locked", &config(&aws, s, ""));
+    let w = workdir(&aws, "locked", &config(&aws, s, "  force_destroy = true"));
     apply(&w);
     let cfg = sdk(moto).await;
     let s3 = s3(&cfg);
@@ -866,4 +907,65 @@ async fn lost_answers_are_retried_and_every_step_is_idempotent() {
     }
     let c = aws.counters();
     assert!(c.dropped > 0, "no answer was dropped: {c:?}");
+}
+
+/// Bucket names are global: a name another account holds fails the apply, saying so and naming
+/// `bucket_name`; with `bucket_name` set the stack uses that name everywhere (the functions'
+/// settings included) and every S3 call names the stack's account as the expected owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_name_held_elsewhere_is_refused_and_bucket_name_overrides_it() {
+    let aws = Aws::behind(Fidelity {
+        foreign_buckets: ["compliance-results-taken".to_string()].into(),
+        ..Fidelity::default()
+    });
+    let moto = &aws.moto;
+    let s = "taken";
+    let w = workdir(&aws, "taken", &config(&aws, s, ""));
+    let out = w.run(&["apply", "-auto-approve", "-no-color", "-input=false"]);
+    let out_text = text(&out);
+    assert!(!out.status.success(), "{out_text}");
+    assert!(
+        out_text.contains("bucket compliance-results-taken")
+            && out_text.contains("belongs to another AWS account")
+            && out_text.contains("Set bucket_name"),
+        "{out_text}"
+    );
+    assert!(aws.counters().bucket_taken > 0, "{:?}", aws.counters());
+
+    let own = "acme-compliance-taken";
+    w.write(&config(&aws, s, &format!("  bucket_name = \"{own}\"")));
+    apply(&w);
+    assert_no_changes(&w, "after the apply with bucket_name");
+    assert_eq!(state_attrs(&w)["bucket_name"], own);
+    let cfg = sdk(moto).await;
+    let conf = aws_sdk_lambda::Client::new(&cfg)
+        .get_function_configuration()
+        .function_name(format!("compliance-reporter-{s}"))
+        .send()
+        .await
+        .expect("reporter");
+    let env = conf
+        .environment()
+        .and_then(|e| e.variables())
+        .expect("environment");
+    assert_eq!(env.get("BUCKET_NAME").map(String::as_str), Some(own));
+    let exists = |name: &'static str| {
+        let s3 = s3(&cfg);
+        async move { s3.head_bucket().bucket(name).send().await.is_ok() }
+    };
+    assert!(exists(own).await);
+    w.ok(&["destroy", "-auto-approve", "-no-color", "-input=false"]);
+    assert!(
+        !exists(own).await,
+        "the stack's bucket is gone after destroy"
+    );
+    assert_swept(moto, s).await;
+    // Every call on the bucket but CreateBucket (which has no such parameter) named the owner.
+    let c = aws.counters();
+    let with = c.owner_expected.get(own).copied().unwrap_or(0);
+    let without = c.owner_not_expected.get(own).copied().unwrap_or(0);
+    assert!(
+        with >= 10 && without == 1,
+        "{with} with, {without} without: {c:?}"
+    );
 }

@@ -32,6 +32,7 @@ resource "compliance_monitor" "this" {
   alert_email        = var.alert_email
   required_tags      = concat(["Environment", "Owner", "CostCenter"], var.extra_required_tags)
   log_retention_days = 90
+  force_destroy      = true
   tags = {
     Team = var.team
   }

@@ -99,6 +99,7 @@ fn desired() -> Desired {
             ("ComplianceStack".into(), "dev".into()),
             ("ManagedBy".into(), "terraform-provider-compliance".into()),
         ]),
+        force_destroy: false,
     }
 }
 
@@ -307,4 +308,28 @@ fn every_drift_message_writes_values_as_hcl() {
     ]
     .into();
     assert_eq!(kinds, every);
+}
+
+#[test]
+fn every_s3_grant_of_the_roles_is_limited_to_the_stacks_account() {
+    let d = desired();
+    for role in [Role::Scanner, Role::Reporter] {
+        let policy = role.policy(&d);
+        let s3: Vec<&serde_json::Value> = policy["Statement"]
+            .as_array()
+            .expect("statements")
+            .iter()
+            .filter(|s| {
+                let action = s["Action"].to_string();
+                action.contains("\"s3:")
+            })
+            .collect();
+        assert!(!s3.is_empty(), "{policy}");
+        for statement in s3 {
+            assert_eq!(
+                statement["Condition"]["StringEquals"]["s3:ResourceAccount"], "123456789012",
+                "{statement}"
+            );
+        }
+    }
 }
