@@ -74,6 +74,24 @@ const CASES: &[Case] = &[
         "Invalid environment_suffix",
     ),
     case(
+        "bucket-name-uppercase",
+        r#"bucket_name = "Compliance-Results""#,
+        "bucket_name",
+        "Invalid bucket_name",
+    ),
+    case(
+        "tags-own-key",
+        r#"tags = { ComplianceStack = "other" }"#,
+        "tags",
+        "Invalid tags",
+    ),
+    case(
+        "tags-bad-character",
+        r#"tags = { Team = "a;b" }"#,
+        "tags",
+        "Invalid tags",
+    ),
+    case(
         "email-no-at",
         r#"alert_email = "compliance-team""#,
         "alert_email",
