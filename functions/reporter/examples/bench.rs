@@ -65,6 +65,7 @@ fn instance(n: usize, s: usize, scans: usize) -> InstanceResult {
         },
         security_groups: vec![format!("sg-{:08x}", n % 97), "sg-default".into()],
         violations: if offends { vec![ssh] } else { vec![] },
+        ..InstanceResult::default()
     }
 }
 
@@ -91,6 +92,7 @@ fn scan(s: usize, scans: usize, instances: usize) -> ScanResult {
             required_tags: vec!["Environment".into(), "Owner".into(), "CostCenter".into()],
             restricted_ports: vec![22, 3389],
             exempt_tag_key: "ComplianceExempt".into(),
+            exemptions: Vec::new(),
         },
         summary: Summary {
             scanned: list.len() as u64,
@@ -104,6 +106,7 @@ fn scan(s: usize, scans: usize, instances: usize) -> ScanResult {
             },
             instances_missing_tags: judged - compliant,
             open_rules: 97,
+            exempted_findings: 0,
         },
         instances: list,
         security_groups: vec![],

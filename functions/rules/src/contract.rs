@@ -22,10 +22,16 @@
 //!   allows them in a key. Names and ARNs (bucket, topic, stack, namespace) are trimmed.
 //! - **Account ids** (`BUCKET_OWNER`) are trimmed and then exactly 12 ASCII digits; anything else
 //!   is refused rather than sent to S3, where a wrong owner would refuse every request.
+//! - **Exemptions** (`EXEMPTIONS`) are a compact JSON array of [`Exemption`] objects in its field
+//!   names; unset, blank or `[]` is none, and the provider writes the variable only when there is
+//!   one. A value that does not parse, or an exemption that [`crate::exemptions::validate`]
+//!   refuses (no id, no check, covering nothing, a date that is not `YYYY-MM-DD`, an id used
+//!   twice), is refused naming the variable: a scan never runs with half its exemptions.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::exemptions::{self, Exemption};
 use crate::result::ScanSettings;
 
 /// The results bucket (both functions).
@@ -49,9 +55,11 @@ pub const EXEMPT_TAG_KEY: &str = "EXEMPT_TAG_KEY";
 pub const SCAN_REGIONS: &str = "SCAN_REGIONS";
 /// CloudWatch namespace of the scanner's metrics.
 pub const METRIC_NAMESPACE: &str = "METRIC_NAMESPACE";
+/// The configured exemptions (scanner): a JSON array of [`Exemption`].
+pub const EXEMPTIONS: &str = "EXEMPTIONS";
 
 /// Every variable the scanner reads.
-pub const SCANNER_VARIABLES: [&str; 9] = [
+pub const SCANNER_VARIABLES: [&str; 10] = [
     BUCKET_NAME,
     BUCKET_OWNER,
     TOPIC_ARN,
@@ -61,6 +69,7 @@ pub const SCANNER_VARIABLES: [&str; 9] = [
     EXEMPT_TAG_KEY,
     SCAN_REGIONS,
     METRIC_NAMESPACE,
+    EXEMPTIONS,
 ];
 
 /// Every variable the reporter reads.
@@ -228,6 +237,29 @@ pub fn decode_ports(variable: &'static str, raw: &str) -> Result<Option<Vec<u16>
         .map(Some)
 }
 
+/// Writes exemptions as `EXEMPTIONS` holds them: compact JSON in [`Exemption`]'s field names.
+pub fn encode_exemptions(exemptions: &[Exemption]) -> String {
+    serde_json::to_string(exemptions).expect("exemptions serialise")
+}
+
+/// Reads `EXEMPTIONS`: none when blank or `[]`, else a JSON array of valid exemptions with
+/// distinct ids, in the order written.
+pub fn decode_exemptions(raw: &str) -> Result<Vec<Exemption>, ContractError> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<Exemption> = serde_json::from_str(text).map_err(|e| {
+        ContractError::new(
+            EXEMPTIONS,
+            format!("{EXEMPTIONS}: not a JSON array of exemptions ({e})"),
+        )
+    })?;
+    exemptions::validate(&list)
+        .map_err(|why| ContractError::new(EXEMPTIONS, format!("{EXEMPTIONS}: {why}")))?;
+    Ok(list)
+}
+
 /// The rule settings from `var` (a variable's value by name), each unset one at its default, in
 /// the order written: nothing sorted or removed. The provider's import uses this to rebuild the
 /// configuration; the scanner takes [`ScanSettings::canonical`] of it.
@@ -246,6 +278,9 @@ pub fn decode_rules(var: impl Fn(&str) -> Option<String>) -> Result<ScanSettings
     if let Some(key) = var(EXEMPT_TAG_KEY).and_then(|raw| decode_key(&raw)) {
         rules.exempt_tag_key = key;
     }
+    if let Some(raw) = var(EXEMPTIONS) {
+        rules.exemptions = decode_exemptions(&raw)?;
+    }
     Ok(rules)
 }
 
@@ -254,7 +289,7 @@ pub fn decode_key(raw: &str) -> Option<String> {
     (!raw.trim().is_empty()).then(|| raw.to_string())
 }
 
-/// Writes the rule settings' three variables.
+/// Writes the rule settings' variables: `EXEMPTIONS` only when there is one.
 fn render_rules(rules: &ScanSettings, env: &mut BTreeMap<String, String>) {
     env.insert(
         REQUIRED_TAGS.to_string(),
@@ -265,6 +300,9 @@ fn render_rules(rules: &ScanSettings, env: &mut BTreeMap<String, String>) {
         encode_ports(&rules.restricted_ports),
     );
     env.insert(EXEMPT_TAG_KEY.to_string(), rules.exempt_tag_key.clone());
+    if !rules.exemptions.is_empty() {
+        env.insert(EXEMPTIONS.to_string(), encode_exemptions(&rules.exemptions));
+    }
 }
 
 /// The size of an environment as Lambda measures it against [`ENVIRONMENT_LIMIT_BYTES`]: the
@@ -339,8 +377,8 @@ impl ScannerSettings {
         })
     }
 
-    /// The scanner's environment: every variable set (the owner and the topic only when there is
-    /// one), lists in the order given.
+    /// The scanner's environment: every variable set (the owner, the topic and the exemptions only
+    /// when there is one), lists in the order given.
     pub fn render(&self) -> BTreeMap<String, String> {
         let mut env = BTreeMap::from([
             (BUCKET_NAME.to_string(), self.bucket.clone()),
@@ -428,6 +466,19 @@ mod tests {
         }
     }
 
+    fn exemption(id: &str) -> Exemption {
+        Exemption {
+            id: id.into(),
+            instances: vec!["i-0123456789abcdef0".into()],
+            groups: vec![],
+            tags: BTreeMap::from([("App".into(), "legacy, \"v1\"".into())]),
+            checks: vec![crate::exemptions::Check::Tags],
+            reason: "vendor image".into(),
+            owner: "ana@example.com".into(),
+            expires: "2027-03-31".into(),
+        }
+    }
+
     #[test]
     fn common_settings_render_as_plain_comma_lists() {
         let mut s = scanner();
@@ -437,11 +488,68 @@ mod tests {
         assert_eq!(env[RESTRICTED_PORTS], "22,3389");
         assert_eq!(env[EXEMPT_TAG_KEY], "ComplianceExempt");
         assert_eq!(env[SCAN_REGIONS], "us-east-1");
+        // Every variable but EXEMPTIONS, which is written only when there is one.
         assert_eq!(env.keys().map(String::as_str).collect::<Vec<_>>(), {
             let mut all = SCANNER_VARIABLES.to_vec();
+            all.retain(|v| *v != EXEMPTIONS);
             all.sort_unstable();
             all
         });
+        s.rules.exemptions = vec![exemption("legacy")];
+        let env = s.render();
+        assert_eq!(env.len(), SCANNER_VARIABLES.len());
+    }
+
+    #[test]
+    fn exemptions_render_as_compact_json_in_the_field_names() {
+        let mut s = scanner();
+        s.rules.exemptions = vec![exemption("legacy")];
+        assert_eq!(
+            s.render()[EXEMPTIONS],
+            r#"[{"id":"legacy","instances":["i-0123456789abcdef0"],"tags":{"App":"legacy, \"v1\""},"checks":["tags"],"reason":"vendor image","owner":"ana@example.com","expires":"2027-03-31"}]"#
+        );
+    }
+
+    #[test]
+    fn no_exemptions_is_unset_blank_or_empty() {
+        for raw in [None, Some(""), Some("  "), Some("[]"), Some(" [ ] ")] {
+            let rules =
+                decode_rules(|k| (k == EXEMPTIONS).then_some(raw).flatten().map(String::from));
+            assert_eq!(rules.unwrap().exemptions, [], "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn bad_exemptions_are_refused_naming_the_variable() {
+        for (raw, why) in [
+            ("legacy", "not a JSON array of exemptions"),
+            ("{}", "not a JSON array of exemptions"),
+            (r#"[{"id":"x"}]"#, "not a JSON array of exemptions"),
+            (
+                r#"[{"id":"x","instances":["i-1"],"checks":["all"],"reason":"r","owner":"o","expires":"2027-01-01"}]"#,
+                "not a JSON array of exemptions",
+            ),
+            (
+                r#"[{"id":"x","instances":["i-1"],"checks":[],"reason":"r","owner":"o","expires":"2027-01-01"}]"#,
+                "waives no check",
+            ),
+            (
+                r#"[{"id":"x","checks":["tags"],"reason":"r","owner":"o","expires":"2027-01-01"}]"#,
+                "covers nothing",
+            ),
+            (
+                r#"[{"id":"x","groups":["sg-1"],"checks":["ingress"],"reason":"r","owner":"o","expires":"2027-13-01"}]"#,
+                "is not a date",
+            ),
+        ] {
+            let e = decode_rules(|k| (k == EXEMPTIONS).then(|| raw.to_string())).unwrap_err();
+            assert_eq!(e.variable, EXEMPTIONS, "{raw}");
+            assert!(e.to_string().starts_with("EXEMPTIONS: "), "{e}");
+            assert!(e.to_string().contains(why), "{raw}: {e}");
+        }
+        let twice = encode_exemptions(&[exemption("a"), exemption("a")]);
+        let e = decode_exemptions(&twice).unwrap_err();
+        assert!(e.to_string().contains("`a` is used twice"), "{e}");
     }
 
     #[test]
@@ -522,6 +630,7 @@ mod tests {
         s.rules.required_tags = strings(&["Cost, Center", " Owner "]);
         s.rules.restricted_ports = vec![];
         s.rules.exempt_tag_key = " Skip".into();
+        s.rules.exemptions = vec![exemption("b"), exemption("a")];
         let env = s.render();
         assert_eq!(ScannerSettings::from_vars(lookup(&env), None), Ok(s));
     }

@@ -4,6 +4,7 @@
 //! decide is decided here, so every rule is a fast unit test.
 
 pub mod contract;
+pub mod exemptions;
 pub mod groups;
 pub mod input;
 pub mod report;

@@ -7,7 +7,7 @@
 pub mod csv;
 mod decode;
 pub mod html;
-mod timestamp;
+pub(crate) mod timestamp;
 
 use std::collections::HashMap;
 

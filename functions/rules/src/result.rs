@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::exemptions::{Check, Exemption};
+
 /// Version of the scan result format. Readers skip objects with a version they do not know.
 pub const SCAN_SCHEMA_VERSION: u32 = 1;
 
@@ -40,16 +42,22 @@ pub struct ScanSettings {
     pub required_tags: Vec<String>,
     /// Ports that must not be open to the world.
     pub restricted_ports: Vec<u16>,
-    /// Tag key that exempts an instance when its value is `true` (any case).
+    /// Tag key that exempts an instance when its value is `true` (any case) or
+    /// `until YYYY-MM-DD: reason`.
     pub exempt_tag_key: String,
+    /// The configured exemptions, as configured (expired ones included). Absent from results
+    /// written before exemptions existed.
+    #[serde(default)]
+    pub exemptions: Vec<Exemption>,
 }
 
 /// Totals of one scan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Summary {
     /// Instances scanned (exempt ones included).
     pub scanned: u64,
-    /// Instances exempt by tag: counted neither compliant nor non-compliant.
+    /// Instances exempt from every check (see [`InstanceResult::exempt`]): counted neither
+    /// compliant nor non-compliant.
     pub exempt: u64,
     /// Instances judged compliant.
     pub compliant: u64,
@@ -57,14 +65,20 @@ pub struct Summary {
     pub non_compliant: u64,
     /// compliant / (scanned - exempt) x 100; 100 when nothing was judged.
     pub compliance_percentage: f64,
-    /// Non-exempt instances missing at least one required tag.
+    /// Instances missing at least one required tag, that finding not waived by an exemption.
     pub instances_missing_tags: u64,
-    /// Security-group rules open to the world that are violations (counted once per rule and CIDR).
+    /// Security-group rules open to the world that are violations (counted once per rule and CIDR),
+    /// waived or not.
     pub open_rules: u64,
+    /// Findings an active exemption waived: every instance's entries in
+    /// [`InstanceResult::exempted_findings`], plus the violations of every listed group that an
+    /// active exemption covers. 0 in results written before exemptions existed.
+    #[serde(default)]
+    pub exempted_findings: u64,
 }
 
 /// The verdict on one instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct InstanceResult {
     /// The EC2 instance id.
     pub instance_id: String,
@@ -74,9 +88,10 @@ pub struct InstanceResult {
     pub state: String,
     /// The value of its `Name` tag, if any.
     pub name: Option<String>,
-    /// Not exempt, no missing required tag, no attached group with a violation.
+    /// Not exempt, and every check passes or has its finding waived by an active exemption.
     pub compliant: bool,
-    /// Exempt by tag.
+    /// Exempt from every check by exemptions that name the instance itself: the exempt tag, or
+    /// configured exemptions covering it (by id or tag selector) for both checks.
     pub exempt: bool,
     /// Required tag keys that are absent or blank.
     pub missing_tags: Vec<String>,
@@ -84,8 +99,49 @@ pub struct InstanceResult {
     pub near_misses: Vec<NearMiss>,
     /// Ids of the security groups attached to the instance.
     pub security_groups: Vec<String>,
-    /// Violations inherited from the attached groups.
+    /// Violations inherited from the attached groups (waived ones included).
     pub violations: Vec<Violation>,
+    /// Active exemptions that cover it, one entry per exemption and check, sorted by check, id
+    /// and group. Omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exemptions: Vec<Applied>,
+    /// Exemptions that would cover it but have expired (so they waived nothing), as
+    /// [`exemptions`](Self::exemptions). Omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expired_exemptions: Vec<Applied>,
+    /// Why the exempt tag's value is not an exemption, when it is set to something other than
+    /// blank, `false`, `true` or `until YYYY-MM-DD: reason`. Omitted when there is nothing to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exempt_tag_error: Option<String>,
+    /// The checks whose finding (missing tags; violations) an active exemption waived, in check
+    /// order. Omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exempted_findings: Vec<Check>,
+}
+
+/// An exemption covering a resource for one check: in `exemptions` when active, in
+/// `expired_exemptions` when its last day has passed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Applied {
+    /// The check it covers.
+    pub check: Check,
+    /// The configured exemption's id, or `tag:<key>` for the exempt tag.
+    pub id: String,
+    /// On an instance, the attached group it covers (the exemption names the group, so it
+    /// waives that group's violations only); null when it names the instance itself. Always null
+    /// on a group.
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Its last active day, `YYYY-MM-DD` (UTC); null for the exempt tag's `true`, which never
+    /// expires.
+    #[serde(default)]
+    pub expires: Option<String>,
+    /// Its reason; null for the exempt tag's `true`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Its owner; null for the exempt tag, which names none.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// A tag key that nearly matches a required key (`owner` for `Owner`).
@@ -129,7 +185,7 @@ pub struct Violation {
 }
 
 /// A security group with violations, and how many scanned instances use it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct GroupResult {
     /// The group id.
     pub group_id: String,
@@ -143,4 +199,11 @@ pub struct GroupResult {
     pub attached_instances: u64,
     /// The group's violations.
     pub violations: Vec<Violation>,
+    /// Active exemptions that name the group for `ingress`: when any, its violations are waived
+    /// wherever it is attached. Omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exemptions: Vec<Applied>,
+    /// Exemptions that name the group for `ingress` but have expired. Omitted when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expired_exemptions: Vec<Applied>,
 }

@@ -16,6 +16,7 @@ impl Default for ScanSettings {
                 .collect(),
             restricted_ports: DEFAULT_RESTRICTED_PORTS.to_vec(),
             exempt_tag_key: DEFAULT_EXEMPT_TAG_KEY.to_string(),
+            exemptions: Vec::new(),
         }
     }
 }
@@ -24,6 +25,7 @@ impl ScanSettings {
     /// The settings as a scan applies them: empty and duplicate tag keys dropped (the first one
     /// kept, so the configured order is the order of `missing_tags`), ports sorted and
     /// deduplicated. Keys are otherwise kept as given: EC2 allows surrounding spaces in a key.
+    /// Exemptions are kept as configured: the result records them so.
     pub fn canonical(mut self) -> Self {
         let mut seen = std::collections::HashSet::new();
         self.required_tags
@@ -65,6 +67,7 @@ mod tests {
             required_tags: vec!["Owner".into(), " ".into(), "Team".into(), "Owner".into()],
             restricted_ports: vec![3389, 22, 22],
             exempt_tag_key: " Skip ".into(),
+            exemptions: Vec::new(),
         }
         .normalized();
         assert_eq!(s.required_tags, ["Owner", "Team"]);
@@ -78,6 +81,7 @@ mod tests {
             required_tags: vec![" Owner".into(), "".into(), "Team".into(), " Owner".into()],
             restricted_ports: vec![3389, 22, 22],
             exempt_tag_key: " Skip ".into(),
+            exemptions: Vec::new(),
         }
         .canonical();
         assert_eq!(s.required_tags, [" Owner", "Team"]);

@@ -1,12 +1,13 @@
 //! Required-tag checks: blank values, near misses and the exemption tag.
 
+use crate::exemptions::{parse_exempt_tag, TagExemption};
 use crate::result::{NearMiss, ScanSettings};
 
 /// What the tag checks found on one instance.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagVerdict {
-    /// The exemption tag is set to `true` (any case).
-    pub exempt: bool,
+    /// What the exempt tag says ([`TagExemption::NotExempt`] when it is absent).
+    pub exemption: TagExemption,
     /// Required keys absent or blank, in the configured order.
     pub missing: Vec<String>,
     /// For missing keys, tags whose key differs only in case or surrounding spaces.
@@ -29,12 +30,15 @@ fn is_near_miss(found: &str, required: &str) -> bool {
 ///
 /// Keys compare exactly (AWS tag keys are case-sensitive). Near misses are reported only for a key
 /// that is missing: when the exact key is set, a look-alike is noise, not a fix to make. The exempt
-/// key compares exactly and its value must be `true` in any case, with no surrounding spaces, since
-/// an exemption switches the checks off and should not be granted by accident.
+/// key compares exactly and its value is read by [`parse_exempt_tag`]: `true` in any case with no
+/// surrounding spaces, or `until YYYY-MM-DD: reason`, since an exemption switches the checks off
+/// and should not be granted by accident.
 pub fn check_tags(tags: &[(String, String)], settings: &ScanSettings) -> TagVerdict {
-    let exempt = tags
+    // EC2 keys are unique per resource, so there is at most one value to read.
+    let exemption = tags
         .iter()
-        .any(|(k, v)| *k == settings.exempt_tag_key && v.eq_ignore_ascii_case("true"));
+        .find(|(k, _)| *k == settings.exempt_tag_key)
+        .map_or(TagExemption::NotExempt, |(_, v)| parse_exempt_tag(v));
     let name = tags
         .iter()
         .find(|(k, v)| k == "Name" && is_set(v))
@@ -59,7 +63,7 @@ pub fn check_tags(tags: &[(String, String)], settings: &ScanSettings) -> TagVerd
         }));
     }
     TagVerdict {
-        exempt,
+        exemption,
         missing,
         near_misses,
         name,
@@ -81,6 +85,13 @@ mod tests {
         check_tags(&tags(pairs), &ScanSettings::default())
     }
 
+    impl TagVerdict {
+        /// Exempt with no expiry, as `true` says.
+        fn exempt(&self) -> bool {
+            self.exemption == TagExemption::Always
+        }
+    }
+
     const ALL: [(&str, &str); 3] = [
         ("Environment", "prod"),
         ("Owner", "ana"),
@@ -90,7 +101,8 @@ mod tests {
     #[test]
     fn all_required_tags_set_is_clean() {
         let v = check(&ALL);
-        assert!(v.missing.is_empty() && v.near_misses.is_empty() && !v.exempt);
+        assert!(v.missing.is_empty() && v.near_misses.is_empty() && !v.exempt());
+        assert_eq!(v.exemption, TagExemption::NotExempt);
     }
 
     #[test]
@@ -167,18 +179,38 @@ mod tests {
 
     #[test]
     fn exemption_value_is_case_insensitive() {
-        assert!(check(&[("ComplianceExempt", "true")]).exempt);
-        assert!(check(&[("ComplianceExempt", "TRUE")]).exempt);
-        assert!(check(&[("ComplianceExempt", "True")]).exempt);
+        assert!(check(&[("ComplianceExempt", "true")]).exempt());
+        assert!(check(&[("ComplianceExempt", "TRUE")]).exempt());
+        assert!(check(&[("ComplianceExempt", "True")]).exempt());
     }
 
     #[test]
     fn exemption_needs_exactly_true_and_the_exact_key() {
-        assert!(!check(&[("ComplianceExempt", "false")]).exempt);
-        assert!(!check(&[("ComplianceExempt", "yes")]).exempt);
-        assert!(!check(&[("ComplianceExempt", "")]).exempt);
-        assert!(!check(&[("ComplianceExempt", " true")]).exempt);
-        assert!(!check(&[("complianceexempt", "true")]).exempt);
+        assert!(!check(&[("ComplianceExempt", "false")]).exempt());
+        assert!(!check(&[("ComplianceExempt", "yes")]).exempt());
+        assert!(!check(&[("ComplianceExempt", "")]).exempt());
+        assert!(!check(&[("ComplianceExempt", " true")]).exempt());
+        assert!(!check(&[("complianceexempt", "true")]).exempt());
+        // A value that is neither is reported; a look-alike key is not the exempt key at all.
+        assert!(matches!(
+            check(&[("ComplianceExempt", "yes")]).exemption,
+            TagExemption::Invalid(_)
+        ));
+        assert_eq!(
+            check(&[("complianceexempt", "yes")]).exemption,
+            TagExemption::NotExempt
+        );
+    }
+
+    #[test]
+    fn the_exempt_tag_may_carry_a_last_day() {
+        assert_eq!(
+            check(&[("ComplianceExempt", "until 2027-03-31: vendor box")]).exemption,
+            TagExemption::Until {
+                expires: "2027-03-31".into(),
+                reason: "vendor box".into()
+            }
+        );
     }
 
     #[test]
@@ -187,8 +219,8 @@ mod tests {
             exempt_tag_key: "SkipScan".into(),
             ..ScanSettings::default()
         };
-        assert!(check_tags(&tags(&[("SkipScan", "true")]), &settings).exempt);
-        assert!(!check_tags(&tags(&[("ComplianceExempt", "true")]), &settings).exempt);
+        assert!(check_tags(&tags(&[("SkipScan", "true")]), &settings).exempt());
+        assert!(!check_tags(&tags(&[("ComplianceExempt", "true")]), &settings).exempt());
     }
 
     #[test]

@@ -1,10 +1,18 @@
 //! The instance verdict and the scan summary.
+//!
+//! Exemptions apply per check. An instance's missing-tags finding is waived when an active
+//! exemption names the instance (by id, tag selector or the exempt tag) for `tags`; its ingress
+//! finding is waived when one names the instance for `ingress`, or when every violation it
+//! inherits comes from a group that an active exemption names for `ingress`. An instance named for
+//! both checks is `exempt`, as the exempt tag has always made it. Expired exemptions waive nothing
+//! and are listed apart, so adding one never changes a verdict.
 
 use std::collections::HashMap;
 
+use crate::exemptions::{tag_id, Check, Day, Exemption, TagExemption};
 use crate::groups::group_violations;
 use crate::input::{Instance, SecurityGroup};
-use crate::result::{GroupResult, InstanceResult, ScanSettings, Summary, Violation};
+use crate::result::{Applied, GroupResult, InstanceResult, ScanSettings, Summary, Violation};
 use crate::tags::check_tags;
 
 /// The judged fleet: what goes into a [`crate::result::ScanResult`] besides its metadata.
@@ -18,7 +26,27 @@ pub struct Evaluation {
     pub security_groups: Vec<GroupResult>,
 }
 
-/// Judges one instance given the violations of every group, keyed by (region, group id).
+/// An [`Applied`] entry for a configured exemption.
+fn configured(e: &Exemption, check: Check, group_id: Option<String>) -> Applied {
+    Applied {
+        check,
+        id: e.id.clone(),
+        group_id,
+        expires: Some(e.expires.clone()),
+        reason: Some(e.reason.clone()),
+        owner: Some(e.owner.clone()),
+    }
+}
+
+/// Sorted and without repeats (an exemption may list a check twice).
+fn tidy(mut list: Vec<Applied>) -> Vec<Applied> {
+    list.sort();
+    list.dedup();
+    list
+}
+
+/// Judges one instance given the violations of every group, keyed by (region, group id), on
+/// `today` (the UTC day the scan started, which decides which exemptions have expired).
 ///
 /// A group that is attached but was not described (deleted mid-scan) contributes nothing: there is
 /// no rule left to judge.
@@ -26,6 +54,7 @@ pub fn judge_instance(
     instance: Instance,
     violations: &HashMap<(&str, &str), Vec<Violation>>,
     settings: &ScanSettings,
+    today: Day,
 ) -> InstanceResult {
     let tags = check_tags(&instance.tags, settings);
     let mut group_ids = instance.group_ids;
@@ -37,18 +66,89 @@ pub fn judge_instance(
         .flatten()
         .cloned()
         .collect();
-    let compliant = !tags.exempt && tags.missing.is_empty() && inherited.is_empty();
+
+    let mut active = Vec::new();
+    let mut expired = Vec::new();
+    let mut exempt_tag_error = None;
+    let by_tag = |check, expires: Option<&String>, reason: Option<&String>| Applied {
+        check,
+        id: tag_id(&settings.exempt_tag_key),
+        group_id: None,
+        expires: expires.cloned(),
+        reason: reason.cloned(),
+        owner: None,
+    };
+    match &tags.exemption {
+        TagExemption::NotExempt => {}
+        TagExemption::Always => active.extend(Check::ALL.map(|c| by_tag(c, None, None))),
+        TagExemption::Until { expires, reason } => {
+            let in_force = Day::parse(expires).is_some_and(|last| today <= last);
+            let list = if in_force { &mut active } else { &mut expired };
+            list.extend(Check::ALL.map(|c| by_tag(c, Some(expires), Some(reason))));
+        }
+        TagExemption::Invalid(why) => exempt_tag_error = Some(why.clone()),
+    }
+    for e in &settings.exemptions {
+        let list = if e.is_active_on(today) {
+            &mut active
+        } else {
+            &mut expired
+        };
+        if e.matches_instance(&instance.id, &instance.tags) {
+            list.extend(e.checks.iter().map(|c| configured(e, *c, None)));
+        } else if e.covers(Check::Ingress) {
+            // Named through a group: it covers that group's violations only, so only groups
+            // that have some are worth recording.
+            list.extend(
+                group_ids
+                    .iter()
+                    .filter(|g| {
+                        e.matches_group(g)
+                            && violations.contains_key(&(instance.region.as_str(), g.as_str()))
+                    })
+                    .map(|g| configured(e, Check::Ingress, Some(g.clone()))),
+            );
+        }
+    }
+    let active = tidy(active);
+    let expired = tidy(expired);
+
+    let names_instance = |check| {
+        active
+            .iter()
+            .any(|a| a.check == check && a.group_id.is_none())
+    };
+    let group_waived = |group: &str| {
+        active
+            .iter()
+            .any(|a| a.check == Check::Ingress && a.group_id.as_deref() == Some(group))
+    };
+    let exempt = names_instance(Check::Tags) && names_instance(Check::Ingress);
+    let tags_found = !tags.missing.is_empty();
+    let ingress_found = !inherited.is_empty();
+    let tags_waived = tags_found && names_instance(Check::Tags);
+    let ingress_waived = ingress_found
+        && (names_instance(Check::Ingress) || inherited.iter().all(|v| group_waived(&v.group_id)));
+    let compliant = !exempt && (!tags_found || tags_waived) && (!ingress_found || ingress_waived);
+    let exempted_findings = [(Check::Tags, tags_waived), (Check::Ingress, ingress_waived)]
+        .into_iter()
+        .filter_map(|(c, waived)| waived.then_some(c))
+        .collect();
     InstanceResult {
         instance_id: instance.id,
         region: instance.region,
         state: instance.state,
         name: tags.name,
         compliant,
-        exempt: tags.exempt,
+        exempt,
         missing_tags: tags.missing,
         near_misses: tags.near_misses,
         security_groups: group_ids,
         violations: inherited,
+        exemptions: active,
+        expired_exemptions: expired,
+        exempt_tag_error,
+        exempted_findings,
     }
 }
 
@@ -66,9 +166,24 @@ pub fn summarize(instances: &[InstanceResult], groups: &[GroupResult]) -> Summar
         compliance_percentage: compliance_percentage(compliant, judged),
         instances_missing_tags: instances
             .iter()
-            .filter(|i| !i.exempt && !i.missing_tags.is_empty())
+            // An exempt instance has every finding waived, whether or not its result (written
+            // before exemptions were per check) lists them.
+            .filter(|i| {
+                !i.exempt
+                    && !i.missing_tags.is_empty()
+                    && !i.exempted_findings.contains(&Check::Tags)
+            })
             .count() as u64,
         open_rules: groups.iter().map(|g| g.violations.len() as u64).sum(),
+        exempted_findings: instances
+            .iter()
+            .map(|i| i.exempted_findings.len() as u64)
+            .sum::<u64>()
+            + groups
+                .iter()
+                .filter(|g| !g.exemptions.is_empty())
+                .map(|g| g.violations.len() as u64)
+                .sum::<u64>(),
     }
 }
 
@@ -81,11 +196,34 @@ pub fn compliance_percentage(compliant: u64, judged: u64) -> f64 {
     }
 }
 
-/// Judges a whole fleet: every instance against its attached groups, and every group on its own.
+/// The configured exemptions that name a group for `ingress`: (active, expired) on `today`.
+fn group_exemptions(
+    group_id: &str,
+    settings: &ScanSettings,
+    today: Day,
+) -> (Vec<Applied>, Vec<Applied>) {
+    let (active, expired): (Vec<&Exemption>, Vec<&Exemption>) = settings
+        .exemptions
+        .iter()
+        .filter(|e| e.covers(Check::Ingress) && e.matches_group(group_id))
+        .partition(|e| e.is_active_on(today));
+    let applied = |list: Vec<&Exemption>| {
+        tidy(
+            list.into_iter()
+                .map(|e| configured(e, Check::Ingress, None))
+                .collect(),
+        )
+    };
+    (applied(active), applied(expired))
+}
+
+/// Judges a whole fleet on `today` (the UTC day the scan started): every instance against its
+/// attached groups, and every group on its own.
 pub fn evaluate(
     instances: Vec<Instance>,
     groups: &[SecurityGroup],
     settings: &ScanSettings,
+    today: Day,
 ) -> Evaluation {
     let violations: HashMap<(&str, &str), Vec<Violation>> = groups
         .iter()
@@ -100,7 +238,7 @@ pub fn evaluate(
     let mut attached: HashMap<(&str, &str), u64> = HashMap::new();
     let mut results: Vec<InstanceResult> = instances
         .into_iter()
-        .map(|i| judge_instance(i, &violations, settings))
+        .map(|i| judge_instance(i, &violations, settings, today))
         .collect();
     results.sort_by(|a, b| (&a.region, &a.instance_id).cmp(&(&b.region, &b.instance_id)));
     for r in &results {
@@ -117,6 +255,7 @@ pub fn evaluate(
         .filter_map(|g| {
             let key = (g.region.as_str(), g.id.as_str());
             let v = violations.get(&key)?;
+            let (exemptions, expired_exemptions) = group_exemptions(&g.id, settings, today);
             Some(GroupResult {
                 group_id: g.id.clone(),
                 group_name: g.name.clone(),
@@ -124,6 +263,8 @@ pub fn evaluate(
                 region: g.region.clone(),
                 attached_instances: attached.get(&key).copied().unwrap_or(0),
                 violations: v.clone(),
+                exemptions,
+                expired_exemptions,
             })
         })
         .collect();

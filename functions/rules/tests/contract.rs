@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use compliance_rules::contract::{
-    decode_ports, decode_rules, decode_strings, encode_ports, encode_strings, environment_size,
-    ReporterSettings, ScannerSettings, BUCKET_NAME, BUCKET_OWNER, REPORTER_VARIABLES,
-    REQUIRED_TAGS, RESTRICTED_PORTS, SCANNER_VARIABLES,
+    decode_exemptions, decode_ports, decode_rules, decode_strings, encode_exemptions, encode_ports,
+    encode_strings, environment_size, ReporterSettings, ScannerSettings, BUCKET_NAME, BUCKET_OWNER,
+    EXEMPTIONS, REPORTER_VARIABLES, REQUIRED_TAGS, RESTRICTED_PORTS, SCANNER_VARIABLES,
 };
+use compliance_rules::exemptions::{Check, Day, Exemption};
 use compliance_rules::result::ScanSettings;
 use proptest::prelude::*;
 
@@ -45,6 +46,51 @@ fn arb_ports() -> impl Strategy<Value = Vec<u16>> {
     })
 }
 
+/// One exemption the provider accepts: any text in the reason, the owner and the selector (quotes,
+/// backslashes, non-ASCII), a real date, at least one check and something covered.
+fn arb_exemption() -> impl Strategy<Value = Exemption> {
+    (
+        proptest::collection::vec("i-[0-9a-f]{8,17}", 0..3),
+        proptest::collection::vec("sg-[0-9a-f]{8,17}", 0..3),
+        proptest::collection::btree_map(arb_key(), "\\PC{0,12}", 0..3),
+        prop_oneof![
+            Just(vec![Check::Tags]),
+            Just(vec![Check::Ingress]),
+            Just(vec![Check::Tags, Check::Ingress]),
+            Just(vec![Check::Ingress, Check::Tags]),
+        ],
+        "\\PC{1,40}",
+        "\\PC{1,20}",
+        -20_000i64..50_000,
+    )
+        .prop_filter("it covers something", |(i, g, t, ..)| {
+            !(i.is_empty() && g.is_empty() && t.is_empty())
+        })
+        .prop_map(
+            |(instances, groups, tags, checks, reason, owner, day)| Exemption {
+                id: String::new(),
+                instances,
+                groups,
+                tags,
+                checks,
+                reason,
+                owner,
+                expires: Day::from_days(day).to_string(),
+            },
+        )
+}
+
+/// Exemptions with distinct ids, in the configured order.
+fn arb_exemptions() -> impl Strategy<Value = Vec<Exemption>> {
+    proptest::collection::vec(("[a-z0-9_-]{1,16}", arb_exemption()), 0..4).prop_map(|list| {
+        let mut seen = std::collections::HashSet::new();
+        list.into_iter()
+            .filter(|(id, _)| seen.insert(id.clone()))
+            .map(|(id, e)| Exemption { id, ..e })
+            .collect()
+    })
+}
+
 /// A configuration the provider's validation accepts (required tags not empty).
 fn arb_scanner() -> impl Strategy<Value = ScannerSettings> {
     (
@@ -55,9 +101,10 @@ fn arb_scanner() -> impl Strategy<Value = ScannerSettings> {
         prop_oneof!["us-east-1", "eu-west-1", "ap-southeast-2", "cn-north-1"],
         proptest::option::of("arn:aws:sns:us-east-1:[0-9]{12}:[a-zA-Z0-9_-]{1,40}"),
         proptest::option::of("[0-9]{12}"),
+        arb_exemptions(),
     )
         .prop_map(
-            |(tags, ports, exempt, suffix, region, topic, owner)| ScannerSettings {
+            |(tags, ports, exempt, suffix, region, topic, owner, exemptions)| ScannerSettings {
                 bucket: format!("compliance-results-{suffix}"),
                 bucket_owner: owner,
                 topic_arn: topic,
@@ -65,6 +112,7 @@ fn arb_scanner() -> impl Strategy<Value = ScannerSettings> {
                     required_tags: tags,
                     restricted_ports: ports,
                     exempt_tag_key: exempt,
+                    exemptions,
                 },
                 regions: vec![region],
                 metric_namespace: "ComplianceMonitoring".into(),
@@ -99,6 +147,28 @@ proptest! {
     fn import_reads_back_the_configured_rules(configured in arb_scanner()) {
         let env = configured.render();
         prop_assert_eq!(decode_rules(lookup(&env)).unwrap(), configured.rules);
+    }
+
+    /// Exemptions survive the trip exactly, and are written only when there are some.
+    #[test]
+    fn exemptions_are_lossless(configured in arb_scanner()) {
+        let env = configured.render();
+        prop_assert_eq!(env.contains_key(EXEMPTIONS), !configured.rules.exemptions.is_empty());
+        let text = encode_exemptions(&configured.rules.exemptions);
+        prop_assert_eq!(decode_exemptions(&text).unwrap(), configured.rules.exemptions);
+    }
+
+    /// A value that is not an array of exemptions is refused naming the variable, never read as
+    /// no exemption.
+    #[test]
+    fn unreadable_exemptions_are_refused(raw in "\\PC{1,40}") {
+        let text = raw.trim();
+        let empty = text.is_empty()
+            || serde_json::from_str::<Vec<serde_json::Value>>(text).is_ok_and(|v| v.is_empty());
+        match decode_exemptions(&raw) {
+            Ok(list) => prop_assert!(empty && list.is_empty(), "{:?} read as {:?}", raw, list),
+            Err(e) => prop_assert_eq!(e.variable, EXEMPTIONS),
+        }
     }
 
     /// Any list of strings survives the trip, blank and empty items included.

@@ -1,6 +1,7 @@
 //! The verdict cases of the rules page, end to end through `evaluate`, and property tests that the
 //! verdict never depends on the order of tags, rules or groups.
 
+use compliance_rules::exemptions::Day;
 use compliance_rules::input::{Instance, IpPermission, SecurityGroup};
 use compliance_rules::result::{Reason, ScanSettings};
 use compliance_rules::verdict::{compliance_percentage, evaluate};
@@ -8,6 +9,11 @@ use proptest::prelude::*;
 
 fn s(v: &str) -> String {
     v.to_string()
+}
+
+/// The day every scan here runs on, unless a test says otherwise.
+fn today() -> Day {
+    Day::parse("2024-05-02").unwrap()
 }
 
 fn tagged(id: &str, tags: &[(&str, &str)], groups: &[&str]) -> Instance {
@@ -57,7 +63,7 @@ fn compliant_needs_tags_and_clean_groups() {
         tagged("i-2", &OK_TAGS, &["sg-web", "sg-ssh"]),
         tagged("i-3", &OK_TAGS[..2], &["sg-web"]),
     ];
-    let e = evaluate(fleet, &groups, &ScanSettings::default());
+    let e = evaluate(fleet, &groups, &ScanSettings::default(), today());
     let by_id = |id: &str| e.instances.iter().find(|i| i.instance_id == id).unwrap();
     assert!(by_id("i-1").compliant);
     assert!(!by_id("i-2").compliant);
@@ -81,7 +87,7 @@ fn exempt_instances_are_listed_but_not_counted() {
         tagged("i-1", &[("ComplianceExempt", "TRUE")], &["sg-ssh"]),
         tagged("i-2", &OK_TAGS, &[]),
     ];
-    let e = evaluate(fleet, &groups, &ScanSettings::default());
+    let e = evaluate(fleet, &groups, &ScanSettings::default(), today());
     let exempt = &e.instances[0];
     assert!(exempt.exempt && !exempt.compliant);
     // The findings stay visible so the owner of an exemption sees what it hides.
@@ -98,11 +104,11 @@ fn exempt_instances_are_listed_but_not_counted() {
 
 #[test]
 fn nothing_to_judge_is_100_percent() {
-    let e = evaluate(vec![], &[], &ScanSettings::default());
+    let e = evaluate(vec![], &[], &ScanSettings::default(), today());
     assert_eq!(e.summary.scanned, 0);
     assert_eq!(e.summary.compliance_percentage, 100.0);
     let only_exempt = vec![tagged("i-1", &[("ComplianceExempt", "true")], &[])];
-    let e = evaluate(only_exempt, &[], &ScanSettings::default());
+    let e = evaluate(only_exempt, &[], &ScanSettings::default(), today());
     assert_eq!(e.summary.compliance_percentage, 100.0);
     assert_eq!(compliance_percentage(0, 4), 0.0);
     assert_eq!(compliance_percentage(3, 4), 75.0);
@@ -119,7 +125,7 @@ fn unattached_violating_groups_are_listed_with_zero_attachments() {
         tagged("i-1", &OK_TAGS, &["sg-used"]),
         tagged("i-2", &OK_TAGS, &["sg-used", "sg-fine"]),
     ];
-    let e = evaluate(fleet, &groups, &ScanSettings::default());
+    let e = evaluate(fleet, &groups, &ScanSettings::default(), today());
     let listed: Vec<_> = e
         .security_groups
         .iter()
@@ -136,7 +142,7 @@ fn groups_are_matched_within_their_region() {
     west.region = s("us-west-2");
     let east = group("sg-1", vec![]);
     let fleet = vec![tagged("i-1", &OK_TAGS, &["sg-1"])];
-    let e = evaluate(fleet, &[west, east], &ScanSettings::default());
+    let e = evaluate(fleet, &[west, east], &ScanSettings::default(), today());
     assert!(e.instances[0].compliant);
     assert_eq!(e.security_groups.len(), 1);
     assert_eq!(e.security_groups[0].region, "us-west-2");
@@ -163,6 +169,7 @@ fn an_instance_inherits_every_attached_groups_violations() {
         vec![tagged("i-1", &OK_TAGS, &["sg-b", "sg-a", "sg-a"])],
         &groups,
         &ScanSettings::default(),
+        today(),
     );
     let i = &e.instances[0];
     assert_eq!(i.security_groups, ["sg-a", "sg-b"]);
@@ -184,7 +191,7 @@ fn an_instance_inherits_every_attached_groups_violations() {
 #[test]
 fn result_serializes_reasons_in_kebab_case() {
     let groups = vec![group("sg-a", vec![tcp(22, 22, "0.0.0.0/0")])];
-    let e = evaluate(vec![], &groups, &ScanSettings::default());
+    let e = evaluate(vec![], &groups, &ScanSettings::default(), today());
     let json = serde_json::to_value(&e.security_groups[0].violations[0]).unwrap();
     assert_eq!(json["reason"], "restricted-ports");
     assert_eq!(json["ports"], serde_json::json!([22]));
@@ -300,7 +307,7 @@ proptest! {
     #[test]
     fn verdict_does_not_depend_on_order((instances, groups) in arb_fleet(), seed in any::<u64>()) {
         let settings = ScanSettings::default();
-        let before = evaluate(instances.clone(), &groups, &settings);
+        let before = evaluate(instances.clone(), &groups, &settings, today());
         let mut instances = instances;
         let mut groups = groups;
         shuffle(&mut instances, seed);
@@ -316,13 +323,13 @@ proptest! {
                 shuffle(&mut r.ipv6_cidrs, seed);
             }
         }
-        let after = evaluate(instances, &groups, &settings);
+        let after = evaluate(instances, &groups, &settings, today());
         prop_assert_eq!(before, after);
     }
 
     #[test]
     fn summary_adds_up((instances, groups) in arb_fleet()) {
-        let e = evaluate(instances, &groups, &ScanSettings::default());
+        let e = evaluate(instances, &groups, &ScanSettings::default(), today());
         let sm = &e.summary;
         prop_assert_eq!(sm.exempt + sm.compliant + sm.non_compliant, sm.scanned);
         prop_assert!((0.0..=100.0).contains(&sm.compliance_percentage));

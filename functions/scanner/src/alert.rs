@@ -183,6 +183,7 @@ mod tests {
             near_misses: vec![],
             security_groups: vec![],
             violations,
+            ..InstanceResult::default()
         }
     }
 
@@ -205,6 +206,7 @@ mod tests {
                 compliance_percentage: 50.0,
                 instances_missing_tags: 0,
                 open_rules: 0,
+                exempted_findings: 0,
             },
             instances,
             security_groups: vec![],
@@ -227,6 +229,7 @@ mod tests {
                 region: "us-east-1".into(),
                 attached_instances: 1,
                 violations: vec![violation("sg-1", Reason::AllPorts)],
+                ..Default::default()
             });
         let body = body(&r, "bucket", "key");
         for forged in [

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use aws_config::SdkConfig;
 use aws_types::region::Region;
+use compliance_rules::exemptions::Day;
 use compliance_rules::result::{ScanResult, Summary, SCAN_SCHEMA_VERSION};
 use compliance_rules::verdict::evaluate;
 use serde::{Deserialize, Serialize};
@@ -201,7 +202,9 @@ pub async fn run_scan(config: &Config, clients: &Clients) -> anyhow::Result<RunR
         instances.extend(i);
         groups.extend(g);
     }
-    let evaluation = evaluate(instances, &groups, &config.rules);
+    // The day the scan started decides which exemptions have expired, whenever it finishes.
+    let today = Day::from_unix_seconds(started_at.unix_timestamp());
+    let evaluation = evaluate(instances, &groups, &config.rules, today);
     drop(groups);
 
     let finished_at = OffsetDateTime::now_utc();

@@ -181,6 +181,7 @@ pub fn instance(id: &str, verdict: Verdict) -> InstanceResult {
         } else {
             vec![]
         },
+        ..InstanceResult::default()
     }
 }
 
@@ -209,6 +210,7 @@ pub fn scan_of(started_at: &str, instances: Vec<InstanceResult>) -> ScanResult {
             required_tags: vec!["Environment".into(), "Owner".into(), "CostCenter".into()],
             restricted_ports: vec![22, 3389],
             exempt_tag_key: "ComplianceExempt".into(),
+            exemptions: Vec::new(),
         },
         summary: Summary {
             scanned,
@@ -222,6 +224,7 @@ pub fn scan_of(started_at: &str, instances: Vec<InstanceResult>) -> ScanResult {
             },
             instances_missing_tags: count(|i| !i.missing_tags.is_empty()),
             open_rules: 0,
+            exempted_findings: 0,
         },
         instances,
         security_groups: vec![],

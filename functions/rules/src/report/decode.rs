@@ -122,6 +122,7 @@ mod tests {
                 required_tags: vec!["Owner".into()],
                 restricted_ports: vec![22],
                 exempt_tag_key: "ComplianceExempt".into(),
+                exemptions: Vec::new(),
             },
             summary: Summary {
                 scanned: 0,
@@ -131,6 +132,7 @@ mod tests {
                 compliance_percentage: 100.0,
                 instances_missing_tags: 0,
                 open_rules: 0,
+                exempted_findings: 0,
             },
             instances: vec![],
             security_groups: vec![],

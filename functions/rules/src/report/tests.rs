@@ -17,6 +17,7 @@ fn instance(id: &str, verdict: Verdict) -> InstanceResult {
         near_misses: vec![],
         security_groups: vec![],
         violations: vec![],
+        ..InstanceResult::default()
     }
 }
 
@@ -42,6 +43,7 @@ fn scan(time: &str, verdicts: &[(&str, Verdict)]) -> ScanResult {
             required_tags: vec!["Owner".into()],
             restricted_ports: vec![22],
             exempt_tag_key: "ComplianceExempt".into(),
+            exemptions: Vec::new(),
         },
         summary: Summary {
             scanned: instances.len() as u64,
@@ -55,6 +57,7 @@ fn scan(time: &str, verdicts: &[(&str, Verdict)]) -> ScanResult {
             },
             instances_missing_tags: non_compliant,
             open_rules: 0,
+            exempted_findings: 0,
         },
         instances,
         security_groups: vec![],

@@ -79,13 +79,13 @@ pub fn parse_rfc3339(text: &str) -> Option<Instant> {
     Some(Instant { secs, nanos })
 }
 
-fn digits(b: &[u8]) -> Option<u32> {
+pub(crate) fn digits(b: &[u8]) -> Option<u32> {
     b.iter().try_fold(0u32, |acc, c| {
         c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
     })
 }
 
-fn days_in_month(year: u32, month: u32) -> u32 {
+pub(crate) fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
         4 | 6 | 9 | 11 => 30,
         // Written as a match so it builds on the workspace's rust-version (no is_multiple_of).
@@ -100,7 +100,7 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
