@@ -1,5 +1,6 @@
 //! The `tfplugin6.Provider` gRPC service, generic over a [`Provider`]: it decodes and encodes
-//! values, applies schema defaults and replacement rules, and routes calls to resources.
+//! values, applies schema defaults and replacement rules, and routes calls to resources and data
+//! sources.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::diag::{AttrPath, Diagnostic, Diagnostics};
-use super::schema::Schema;
+use super::schema::{Mode, Schema};
 use super::value::{self, Type, Value};
 
 /// A planning request for one resource, after defaults were applied.
@@ -68,13 +69,41 @@ pub trait Resource: Send + Sync + 'static {
     async fn import(&self, id: &str, cancel: CancellationToken) -> Outcome;
 }
 
-/// A provider: its own configuration block and the resources it offers.
+/// What a data source read gives back: the state Terraform keeps for the data resource, and
+/// diagnostics.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOutcome {
+    /// Every attribute of the schema, all known (ignored by Terraform when there are errors).
+    pub state: Value,
+    /// Errors and warnings.
+    pub diagnostics: Diagnostics,
+}
+
+/// A data source: reads something that exists, plans and changes nothing.
+#[tonic::async_trait]
+pub trait DataSource: Send + Sync + 'static {
+    /// Its type name (`compliance_scan`).
+    fn type_name(&self) -> &'static str;
+    /// Its schema.
+    fn schema(&self) -> &Schema;
+    /// Checks configuration before any remote call. Unknown values are not errors.
+    fn validate(&self, config: &Value) -> Diagnostics;
+    /// Reads with a wholly known, valid configuration. The state carries the configured values
+    /// as they are and fills every computed attribute; it must be wholly known.
+    async fn read(&self, config: Value, cancel: CancellationToken) -> ReadOutcome;
+}
+
+/// A provider: its own configuration block and the resources and data sources it offers.
 #[tonic::async_trait]
 pub trait Provider: Send + Sync + 'static {
     /// The provider block's schema.
     fn schema(&self) -> &Schema;
     /// The managed resources.
     fn resources(&self) -> Vec<Arc<dyn Resource>>;
+    /// The data sources (none unless the provider offers some).
+    fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
+        Vec::new()
+    }
     /// Checks the provider block before any remote call.
     fn validate(&self, config: &Value) -> Diagnostics;
     /// Configures the provider from its block (called once per process before resource calls).
@@ -85,6 +114,7 @@ pub trait Provider: Send + Sync + 'static {
 pub struct ProviderService<P: Provider> {
     provider: Arc<P>,
     resources: BTreeMap<&'static str, Arc<dyn Resource>>,
+    data_sources: BTreeMap<&'static str, Arc<dyn DataSource>>,
     /// Cancelled by StopProvider and then replaced, so later calls run normally.
     stop: Mutex<CancellationToken>,
 }
@@ -97,9 +127,15 @@ impl<P: Provider> ProviderService<P> {
             .into_iter()
             .map(|r| (r.type_name(), r))
             .collect();
+        let data_sources = provider
+            .data_sources()
+            .into_iter()
+            .map(|d| (d.type_name(), d))
+            .collect();
         ProviderService {
             provider,
             resources,
+            data_sources,
             stop: Mutex::new(CancellationToken::new()),
         }
     }
@@ -124,6 +160,54 @@ impl<P: Provider> ProviderService<P> {
             .into()
         })
     }
+
+    fn data_source(&self, name: &str) -> Result<&Arc<dyn DataSource>, Diagnostics> {
+        self.data_sources.get(name).ok_or_else(|| {
+            let offered = if self.data_sources.is_empty() {
+                "This provider offers no data sources.".to_string()
+            } else {
+                format!(
+                    "This provider offers: {}.",
+                    self.data_sources
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            Diagnostic::error(format!("Unknown data source {name:?}"), offered).into()
+        })
+    }
+}
+
+/// What Terraform would plan for a data source whose configuration is not wholly known: the
+/// configuration, with every computed attribute the configuration leaves null unknown.
+pub fn deferred_data_state(schema: &Schema, config: &Value) -> Value {
+    let mut state = config.clone();
+    if let Value::Object(attrs) = &mut state {
+        for a in &schema.block.attributes {
+            let computed = match a.mode {
+                Mode::Computed => true,
+                Mode::OptionalComputed => config.attr(a.name).is_null(),
+                Mode::Required | Mode::Optional => false,
+            };
+            if computed {
+                attrs.insert(a.name.to_string(), Value::Unknown);
+            }
+        }
+    }
+    state
+}
+
+/// The top-level attributes of `config` that hold an unknown value, for messages.
+fn unknown_attributes(config: &Value) -> Vec<&str> {
+    config
+        .entries()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.contains_unknown())
+        .map(|(k, _)| k.as_str())
+        .collect()
 }
 
 /// Decodes an optional `DynamicValue` of `ty` (absent or empty means null).
@@ -165,14 +249,6 @@ pub fn encode(v: &Value, ty: &Type) -> Result<pb::DynamicValue, Diagnostics> {
         })
 }
 
-fn no_data_sources(name: &str) -> Vec<pb::Diagnostic> {
-    Diagnostics::from(Diagnostic::error(
-        format!("Unknown data source {name:?}"),
-        "This provider offers no data sources.",
-    ))
-    .to_proto()
-}
-
 type Rpc<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
@@ -190,6 +266,13 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
                     type_name: n.to_string(),
                 })
                 .collect(),
+            data_sources: self
+                .data_sources
+                .keys()
+                .map(|n| pb::get_metadata::DataSourceMetadata {
+                    type_name: n.to_string(),
+                })
+                .collect(),
             ..Default::default()
         }))
     }
@@ -204,6 +287,11 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
                 .resources
                 .iter()
                 .map(|(n, r)| (n.to_string(), r.schema().to_proto()))
+                .collect(),
+            data_source_schemas: self
+                .data_sources
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.schema().to_proto()))
                 .collect(),
             server_capabilities: Some(capabilities()),
             ..Default::default()
@@ -250,8 +338,20 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         &self,
         req: Request<pb::validate_data_resource_config::Request>,
     ) -> Rpc<pb::validate_data_resource_config::Response> {
+        let req = req.into_inner();
+        let diagnostics = match self.data_source(&req.type_name) {
+            Ok(d) => match decode(
+                req.config.as_ref(),
+                &d.schema().value_type(),
+                "configuration",
+            ) {
+                Ok(config) => d.validate(&config),
+                Err(diags) => diags,
+            },
+            Err(diags) => diags,
+        };
         Ok(Response::new(pb::validate_data_resource_config::Response {
-            diagnostics: no_data_sources(&req.into_inner().type_name),
+            diagnostics: diagnostics.to_proto(),
         }))
     }
 
@@ -474,9 +574,76 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
         &self,
         req: Request<pb::read_data_source::Request>,
     ) -> Rpc<pb::read_data_source::Response> {
-        Ok(Response::new(pb::read_data_source::Response {
-            diagnostics: no_data_sources(&req.into_inner().type_name),
-            ..Default::default()
+        let req = req.into_inner();
+        let deferral_allowed = req
+            .client_capabilities
+            .as_ref()
+            .is_some_and(|c| c.deferral_allowed);
+        let out = async {
+            let d = self.data_source(&req.type_name)?;
+            let schema = d.schema();
+            let ty = schema.value_type();
+            let config = decode(req.config.as_ref(), &ty, "configuration")?;
+            if config.contains_unknown() {
+                // Terraform defers such a read to apply itself and never sends it; a client that
+                // does may take a deferral, else it is told plainly instead of read half-known.
+                if deferral_allowed {
+                    let planned = encode(&deferred_data_state(schema, &config), &ty)?;
+                    return Ok((Some(planned), Diagnostics::default(), true));
+                }
+                return Err(Diagnostic::error(
+                    "Data source configuration not known",
+                    format!(
+                        "Terraform asked to read {} while {} unknown. Terraform reads a data source                          once its configuration is known (at apply, when it depends on values only                          apply can know). This is a bug; please report it.",
+                        req.type_name,
+                        unknown_attributes(&config).join(", ")
+                    ),
+                )
+                .into());
+            }
+            let checked = d.validate(&config);
+            if checked.has_errors() {
+                return Ok((None, checked, false));
+            }
+            let mut out = d.read(config, self.cancel_token()).await;
+            let mut diagnostics = checked;
+            diagnostics.extend(std::mem::take(&mut out.diagnostics));
+            if !diagnostics.has_errors() && (out.state.is_null() || out.state.contains_unknown()) {
+                // Terraform would refuse it as "Provider produced invalid object": say which.
+                diagnostics.push(Diagnostic::error(
+                    "Data source produced an incomplete value",
+                    format!(
+                        "{} returned {} without an error. This is a bug; please report it.",
+                        req.type_name,
+                        if out.state.is_null() {
+                            "no value".to_string()
+                        } else {
+                            format!("unknown {}", unknown_attributes(&out.state).join(", "))
+                        }
+                    ),
+                ));
+                return Ok((None, diagnostics, false));
+            }
+            let state = if out.state.is_null() {
+                None
+            } else {
+                Some(encode(&out.state, &ty)?)
+            };
+            Ok::<_, Diagnostics>((state, diagnostics, false))
+        }
+        .await;
+        Ok(Response::new(match out {
+            Ok((state, diagnostics, deferred)) => pb::read_data_source::Response {
+                state,
+                diagnostics: diagnostics.to_proto(),
+                deferred: deferred.then_some(pb::Deferred {
+                    reason: pb::deferred::Reason::ResourceConfigUnknown as i32,
+                }),
+            },
+            Err(d) => pb::read_data_source::Response {
+                diagnostics: d.to_proto(),
+                ..Default::default()
+            },
         }))
     }
 
@@ -506,3 +673,6 @@ fn capabilities() -> pb::ServerCapabilities {
         move_resource_state: false,
     }
 }
+
+#[cfg(test)]
+mod tests;
