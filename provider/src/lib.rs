@@ -9,6 +9,8 @@
 //! - [`monitor`]: the `compliance_monitor` resource, which maps a block (a [`protocol`] value,
 //!   through its typed model) to [`desired`] and drives [`aws`]; [`analyse`] audits a deployed
 //!   stack from the command line with the same read.
+//! - [`scan_data`]: the `compliance_scan` data source, which reads the newest scan result the
+//!   stack stored.
 
 pub mod analyse;
 pub mod aws;
@@ -16,3 +18,4 @@ pub mod code;
 pub mod desired;
 pub mod monitor;
 pub mod protocol;
+pub mod scan_data;

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::protocol::diag::Diagnostics;
 use crate::protocol::schema::Schema;
-use crate::protocol::service::{Provider, Resource};
+use crate::protocol::service::{DataSource, Provider, Resource};
 use crate::protocol::value::Value;
 use resource::Configured;
 use settings::ProviderSettings;
@@ -44,6 +44,13 @@ impl Provider for ComplianceProvider {
 
     fn resources(&self) -> Vec<Arc<dyn Resource>> {
         vec![Arc::new(resource::ComplianceMonitor::new(
+            self.configured.clone(),
+        ))]
+    }
+
+    fn data_sources(&self) -> Vec<Arc<dyn DataSource>> {
+        // The same configuration as the resource: one set of clients and one account lookup.
+        vec![Arc::new(crate::scan_data::ComplianceScan::new(
             self.configured.clone(),
         ))]
     }
