@@ -4,6 +4,7 @@
 //! never a skip.
 
 pub mod fidelity;
+pub mod synthetic_ec2;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
