@@ -78,7 +78,8 @@ pub fn body(d: &Desired) -> Value {
             widget(12, 0, "Compliant and non-compliant instances", json!([
                 [ns, "CompliantInstances", "Stack", stack],
                 [ns, "NonCompliantInstances", "Stack", stack],
-                [ns, "ExemptInstances", "Stack", stack]
+                [ns, "ExemptInstances", "Stack", stack],
+                [ns, "ExemptedFindings", "Stack", stack]
             ]), "Maximum"),
             widget(0, 6, "Invocations", lambda("Invocations"), "Sum"),
             widget(12, 6, "Errors", lambda("Errors"), "Sum"),

@@ -62,7 +62,7 @@ impl Function {
                     required_tags: d.required_tags.clone(),
                     restricted_ports: d.restricted_ports.clone(),
                     exempt_tag_key: d.exempt_tag_key.clone(),
-                    exemptions: Vec::new(),
+                    exemptions: d.exemptions.clone(),
                 },
                 regions: vec![d.region.clone()],
                 metric_namespace: d.names.metric_namespace.clone(),

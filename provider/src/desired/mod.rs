@@ -75,6 +75,8 @@ pub struct Desired {
     pub tags: BTreeMap<String, String>,
     /// A destroy may delete the bucket's objects (the compliance history).
     pub force_destroy: bool,
+    /// The exemptions the scanner applies.
+    pub exemptions: Vec<compliance_rules::exemptions::Exemption>,
 }
 
 impl Desired {

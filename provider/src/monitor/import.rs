@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use super::exemption::ExemptionBlock;
 use super::model::MonitorModel;
 use super::resource::own_tags;
 use super::settings::ProviderSettings;
@@ -10,7 +11,8 @@ use super::stack::Observed;
 use crate::aws::Desired;
 use crate::protocol::value::Value;
 use compliance_rules::contract::{
-    decode_key, decode_ports, decode_strings, EXEMPT_TAG_KEY, REQUIRED_TAGS, RESTRICTED_PORTS,
+    decode_exemptions, decode_key, decode_ports, decode_strings, EXEMPTIONS, EXEMPT_TAG_KEY,
+    REQUIRED_TAGS, RESTRICTED_PORTS,
 };
 
 /// The state of an imported stack: the model with every setting found on the pieces (the
@@ -38,6 +40,12 @@ pub fn model_from(d: &Desired, o: &Observed, settings: &ProviderSettings) -> Mon
         }
         if let Some(key) = decode_key(env(EXEMPT_TAG_KEY)) {
             m.exempt_tag_key = key;
+        }
+        if let Ok(exemptions) = decode_exemptions(env(EXEMPTIONS)) {
+            m.exemption = exemptions
+                .iter()
+                .map(ExemptionBlock::from_exemption)
+                .collect();
         }
         m.lambda_memory_mb = f.memory;
         m.lambda_timeout_seconds = f.timeout;

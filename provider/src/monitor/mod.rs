@@ -1,6 +1,7 @@
 //! The compliance monitor provider: its provider block and the `compliance_monitor` resource, which
 //! maps configuration to the desired stack.
 
+pub mod exemption;
 pub mod import;
 pub mod model;
 pub mod resource;

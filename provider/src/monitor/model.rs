@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use super::exemption::ExemptionBlock;
 use super::schema::{DEFAULT_EXEMPT_TAG_KEY, DEFAULT_REQUIRED_TAGS, DEFAULT_RESTRICTED_PORTS};
 use super::validate::checks;
 use crate::protocol::diag::{AttrPath, Diagnostic, Diagnostics};
@@ -147,6 +148,8 @@ pub struct AttrDef {
     pub doc: &'static str,
     /// The check run at validate.
     pub check: Option<Check>,
+    /// A nested block (`exemption { ... }`), not an attribute.
+    pub block: bool,
 }
 
 impl AttrDef {
@@ -159,6 +162,7 @@ impl AttrDef {
             replaces: false,
             doc,
             check: None,
+            block: false,
         }
     }
 
@@ -245,6 +249,7 @@ macro_rules! model {
     (@set $def:ident, $ty:ty, required) => { $def.mode = Mode::Required; };
     (@set $def:ident, $ty:ty, replaces) => { $def.replaces = true; };
     (@set $def:ident, $ty:ty, computed) => { $def.mode = Mode::OptionalComputed; };
+    (@set $def:ident, $ty:ty, block) => { $def.block = true; };
     (@set $def:ident, $ty:ty, default = $val:expr) => {
         $def.default = Some(Field::to_value(&{ let v: $ty = $val; v }));
     };
@@ -302,6 +307,10 @@ model! {
     lambda_timeout_seconds: i32 { default = 300, check = checks::timeout }
     /// Tags for every piece of the stack, on top of the provider's `default_tags` and the stack's own (`ManagedBy`, `ComplianceStack`).
     tags: Option<BTreeMap<String, String>> { check = checks::tags }
+    /// Exemptions, each with the resources it covers, the checks it waives, a reason, an owner and an expiry (see below).
+    exemption: Vec<ExemptionBlock> { block, default = Vec::new() }
+    /// Longest an exemption may run: its `expires` is at most this many days after the day it is validated.
+    max_exemption_days: i32 { default = 365, check = checks::exemption_days }
 }
 
 impl MonitorModel {
@@ -442,6 +451,10 @@ mod tests {
                 found.len()
             );
             let text = found[0];
+            if def.block {
+                assert!(text.contains("(Block List"), "{}: {text}", def.name);
+                continue;
+            }
             let kind = format!("({}", type_name(&def.ty));
             assert!(
                 text.contains(&kind),

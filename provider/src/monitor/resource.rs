@@ -209,6 +209,7 @@ pub fn desired_from(
         timeout_seconds: m.lambda_timeout_seconds,
         tags,
         force_destroy: m.force_destroy,
+        exemptions: m.exemption.iter().map(|e| e.to_exemption()).collect(),
     }
 }
 

@@ -59,7 +59,8 @@ pub fn resource_schema() -> Schema {
         "The stack's id: its environment suffix.",
     )];
     // The configurable attributes, as the model declares them.
-    attributes.extend(super::model::attributes().iter().map(|a| a.attribute()));
+    let defs = super::model::attributes();
+    attributes.extend(defs.iter().filter(|a| !a.block).map(|a| a.attribute()));
     attributes.extend(
         OUTPUTS
             .iter()
@@ -94,7 +95,12 @@ pub fn resource_schema() -> Schema {
                           metrics, alarms and a dashboard in CloudWatch, and alerts by SNS e-mail."
                 .into(),
             attributes,
-            blocks: Vec::new(),
+            // The one nested block the model declares.
+            blocks: defs
+                .iter()
+                .filter(|a| a.block)
+                .map(|_| super::exemption::nested_block())
+                .collect(),
         },
     }
 }

@@ -269,10 +269,31 @@ pub fn config(config: &crate::protocol::value::Value) -> crate::protocol::diag::
     for def in super::model::attributes() {
         d.0.extend(def.validate(config).0);
     }
+    d.0.extend(exemptions(config, today()));
     if d.0.is_empty() {
         d.0.extend(environment_fits(config));
     }
     d
+}
+
+/// Today in UTC: exemptions may not have expired and may not run longer than allowed.
+fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+/// The `exemption` blocks, checked against `today` and `max_exemption_days`.
+fn exemptions(
+    config: &crate::protocol::value::Value,
+    today: time::Date,
+) -> Vec<crate::protocol::diag::Diagnostic> {
+    let blocks = config.attr(super::exemption::BLOCK);
+    let max_days = config.attr("max_exemption_days").as_i64().unwrap_or(365);
+    super::exemption::check(blocks, today, max_days)
+        .into_iter()
+        .map(|(path, detail)| {
+            crate::protocol::diag::Diagnostic::error("Invalid exemption", detail).at(path)
+        })
+        .collect()
 }
 
 /// The longest region name the check assumes (AWS's are at most 14 characters today), so the
@@ -300,9 +321,10 @@ fn environment_fits(
         crate::protocol::diag::Diagnostic::error(
             "Invalid required_tags",
             format!(
-                "The scanner's environment would be {size} bytes (required_tags, restricted_ports and \
-                 exempt_tag_key are passed in it); Lambda allows {ENVIRONMENT_LIMIT_BYTES}. Shorten \
-                 or remove tag keys, or list fewer ports."
+                "The scanner's environment would be {size} bytes (required_tags, restricted_ports, \
+                 exempt_tag_key and the exemption blocks are passed in it); Lambda allows \
+                 {ENVIRONMENT_LIMIT_BYTES}. Shorten or remove tag keys, list fewer ports, or \
+                 shorten exemptions (select by tag rather than by listing ids)."
             ),
         )
         .at(crate::protocol::diag::AttrPath::attr("required_tags"))
@@ -353,6 +375,12 @@ pub mod checks {
 
     pub fn bucket_name(v: &Value, at: &AttrPath) -> Problems {
         one(at, super::bucket_name(text(v)))
+    }
+
+    pub fn exemption_days(v: &Value, at: &AttrPath) -> Problems {
+        whole(v, at, |n| {
+            super::in_range(n, (1, 3650), "max_exemption_days")
+        })
     }
 
     pub fn email(v: &Value, at: &AttrPath) -> Problems {

@@ -257,6 +257,14 @@ impl Value {
         }
     }
 
+    /// The elements, if this is a known list (or set).
+    pub fn as_list(&self) -> Option<&[Value]> {
+        match self {
+            Value::List(items) | Value::Set(items) => Some(items),
+            _ => None,
+        }
+    }
+
     /// The string inside, if this is a known string.
     pub fn as_str(&self) -> Option<&str> {
         match self {

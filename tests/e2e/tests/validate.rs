@@ -92,6 +92,24 @@ const CASES: &[Case] = &[
         "Invalid tags",
     ),
     case(
+        "exemption-expired",
+        "exemption {\n    id = \"old\"\n    resources = [\"i-0abc\"]\n    reason = \"r\"\n    owner = \"o\"\n    expires = \"2020-01-31\"\n  }",
+        "expires",
+        "Invalid exemption",
+    ),
+    case(
+        "exemption-too-long",
+        "exemption {\n    id = \"forever\"\n    tag = { Team = \"x\" }\n    reason = \"r\"\n    owner = \"o\"\n    expires = \"2999-01-01\"\n  }",
+        "expires",
+        "Invalid exemption",
+    ),
+    case(
+        "exemption-no-reason",
+        "exemption {\n    id = \"why\"\n    resources = [\"sg-0abc\"]\n    reason = \"\"\n    owner = \"o\"\n    expires = \"2027-01-31\"\n  }",
+        "reason",
+        "Invalid exemption",
+    ),
+    case(
         "email-no-at",
         r#"alert_email = "compliance-team""#,
         "alert_email",

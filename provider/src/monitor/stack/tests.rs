@@ -100,6 +100,7 @@ fn desired() -> Desired {
             ("ManagedBy".into(), "terraform-provider-compliance".into()),
         ]),
         force_destroy: false,
+        exemptions: Vec::new(),
     }
 }
 
