@@ -28,6 +28,7 @@ fn scan(world: &World) {
         "REQUIRED_TAGS",
         "RESTRICTED_PORTS",
         "EXEMPT_TAG_KEY",
+        "EXEMPTIONS",
         "SCAN_REGIONS",
         "METRIC_NAMESPACE",
     ] {

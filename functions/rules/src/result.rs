@@ -1,6 +1,8 @@
 //! The scan result: the JSON object the scanner stores under `scans/YYYY/MM/DD/<timestamp>.json`
 //! and the reporter reads back. `docs/scan-result.md` documents it field by field.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::exemptions::{Check, Exemption};
@@ -35,6 +37,83 @@ pub struct ScanResult {
     pub security_groups: Vec<GroupResult>,
 }
 
+impl ScanResult {
+    /// The exemptions this scan found covering something, with what each covered: the active
+    /// ones (`expired == false`) or the expired ones. One entry per configured id; the exempt
+    /// tag's entries (`tag:<key>`) one per last day and reason. Sorted by id, then last day.
+    pub fn exemption_coverage(&self, expired: bool) -> Vec<Coverage> {
+        type Key = (String, Option<String>, Option<String>);
+        let mut found: BTreeMap<Key, Coverage> = BTreeMap::new();
+        let mut note = |a: &Applied, instance: Option<&str>, group: Option<&str>| {
+            let key = (a.id.clone(), a.expires.clone(), a.reason.clone());
+            let c = found.entry(key).or_insert_with(|| Coverage {
+                id: a.id.clone(),
+                expires: a.expires.clone(),
+                reason: a.reason.clone(),
+                owner: a.owner.clone(),
+                checks: Vec::new(),
+                instances: Vec::new(),
+                groups: Vec::new(),
+            });
+            c.checks.push(a.check);
+            c.instances.extend(instance.map(str::to_string));
+            c.groups
+                .extend(group.or(a.group_id.as_deref()).map(str::to_string));
+        };
+        for i in &self.instances {
+            let list = if expired {
+                &i.expired_exemptions
+            } else {
+                &i.exemptions
+            };
+            for a in list {
+                note(a, Some(&i.instance_id), None);
+            }
+        }
+        for g in &self.security_groups {
+            let list = if expired {
+                &g.expired_exemptions
+            } else {
+                &g.exemptions
+            };
+            for a in list {
+                note(a, None, Some(&g.group_id));
+            }
+        }
+        found
+            .into_values()
+            .map(|mut c| {
+                for list in [&mut c.instances, &mut c.groups] {
+                    list.sort();
+                    list.dedup();
+                }
+                c.checks.sort();
+                c.checks.dedup();
+                c
+            })
+            .collect()
+    }
+}
+
+/// What one exemption covered in a scan ([`ScanResult::exemption_coverage`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// The exemption's id, or `tag:<key>`.
+    pub id: String,
+    /// Its last day; `None` for the exempt tag's `true`.
+    pub expires: Option<String>,
+    /// Its reason, when it has one.
+    pub reason: Option<String>,
+    /// Its owner, when it has one.
+    pub owner: Option<String>,
+    /// The checks it covered something for.
+    pub checks: Vec<Check>,
+    /// The instances it covered (for ingress through a group too), sorted.
+    pub instances: Vec<String>,
+    /// The violating groups it covered (on their own or through an instance), sorted.
+    pub groups: Vec<String>,
+}
+
 /// The rule settings a scan applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanSettings {
@@ -45,9 +124,9 @@ pub struct ScanSettings {
     /// Tag key that exempts an instance when its value is `true` (any case) or
     /// `until YYYY-MM-DD: reason`.
     pub exempt_tag_key: String,
-    /// The configured exemptions, as configured (expired ones included). Absent from results
-    /// written before exemptions existed.
-    #[serde(default)]
+    /// The configured exemptions, as configured (expired ones included). Omitted when there are
+    /// none, so a stack without exemptions writes the settings it always wrote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exemptions: Vec<Exemption>,
 }
 

@@ -629,3 +629,66 @@ proptest! {
         prop_assert_eq!(forward, run(fleet, &groups, reversed));
     }
 }
+
+#[test]
+fn coverage_names_what_each_exemption_covered() {
+    let groups = vec![open_group("sg-ssh", 22), open_group("sg-rdp", 3389)];
+    let fleet = vec![
+        instance("i-1", &[("Team", "legacy")], &["sg-ssh"]),
+        instance("i-2", &[("Team", "legacy")], &["sg-rdp"]),
+        instance("i-3", &[("ComplianceExempt", "until 2024-04-01: old")], &[]),
+        instance(
+            "i-4",
+            &[("ComplianceExempt", "until 2024-04-02: older")],
+            &[],
+        ),
+    ];
+    let mut bastion = exemption("bastion", &[Check::Ingress], "2024-06-01");
+    bastion.groups = vec![s("sg-ssh")];
+    let mut legacy = exemption("legacy", &[Check::Tags], "2024-05-01");
+    legacy.tags = BTreeMap::from([(s("Team"), s("legacy"))]);
+    let e = run(fleet, &groups, vec![bastion, legacy]);
+    let scan = ScanResult {
+        schema_version: 1,
+        started_at: s("2024-05-02T00:00:00Z"),
+        finished_at: s("2024-05-02T00:00:01Z"),
+        duration_ms: 1000,
+        stack: s("test"),
+        account_id: None,
+        regions: vec![s("us-east-1")],
+        settings: ScanSettings::default(),
+        summary: e.summary,
+        instances: e.instances,
+        security_groups: e.security_groups,
+    };
+
+    let active = scan.exemption_coverage(false);
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].id, "bastion");
+    assert_eq!(active[0].instances, ["i-1"]);
+    assert_eq!(active[0].groups, ["sg-ssh"]);
+    assert_eq!(active[0].checks, [Check::Ingress]);
+    assert_eq!(active[0].owner.as_deref(), Some("owner of bastion"));
+
+    let expired = scan.exemption_coverage(true);
+    let summary: Vec<(&str, Option<&str>, Vec<&str>)> = expired
+        .iter()
+        .map(|c| {
+            (
+                c.id.as_str(),
+                c.expires.as_deref(),
+                c.instances.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("legacy", Some("2024-05-01"), vec!["i-1", "i-2"]),
+            ("tag:ComplianceExempt", Some("2024-04-01"), vec!["i-3"]),
+            ("tag:ComplianceExempt", Some("2024-04-02"), vec!["i-4"]),
+        ]
+    );
+    assert_eq!(expired[1].checks, Check::ALL);
+    assert_eq!(expired[1].reason.as_deref(), Some("old"));
+}

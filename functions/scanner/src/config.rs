@@ -31,9 +31,14 @@ pub struct ScanArgs {
     /// Ports that must not be open to the world [default: the rules page's list].
     #[arg(long, env = contract::RESTRICTED_PORTS)]
     pub restricted_ports: Option<String>,
-    /// Tag key that exempts an instance when set to `true` [default: ComplianceExempt].
+    /// Tag key that exempts an instance when set to `true` or `until YYYY-MM-DD: reason`
+    /// [default: ComplianceExempt].
     #[arg(long, env = contract::EXEMPT_TAG_KEY)]
     pub exempt_tag_key: Option<String>,
+    /// Exemptions: a JSON array of {id, instances, groups, tags, checks, reason, owner, expires}
+    /// [default: none].
+    #[arg(long, env = contract::EXEMPTIONS)]
+    pub exemptions: Option<String>,
     /// Regions to scan [default: the configured region, e.g. AWS_REGION].
     #[arg(long, env = contract::SCAN_REGIONS)]
     pub scan_regions: Option<String>,
@@ -61,6 +66,7 @@ impl ScanArgs {
             contract::REQUIRED_TAGS => &self.required_tags,
             contract::RESTRICTED_PORTS => &self.restricted_ports,
             contract::EXEMPT_TAG_KEY => &self.exempt_tag_key,
+            contract::EXEMPTIONS => &self.exemptions,
             contract::SCAN_REGIONS => &self.scan_regions,
             contract::METRIC_NAMESPACE => &self.metric_namespace,
             contract::STACK_NAME => &self.stack_name,
@@ -144,6 +150,31 @@ mod tests {
         let c = args.into_config(Some("us-east-1")).unwrap();
         assert_eq!(c.rules.required_tags, ["Cost, Center", " Owner"]);
         assert!(c.rules.restricted_ports.is_empty());
+    }
+
+    #[test]
+    fn exemptions_are_read_and_checked() {
+        let args = ScanArgs {
+            bucket_name: Some("b".into()),
+            exemptions: Some(
+                r#"[{"id":"db","groups":["sg-1"],"checks":["ingress"],"reason":"r","owner":"o","expires":"2027-03-31"}]"#
+                    .into(),
+            ),
+            ..ScanArgs::default()
+        };
+        let c = args.into_config(Some("us-east-1")).unwrap();
+        assert_eq!(c.rules.exemptions.len(), 1);
+        assert_eq!(c.rules.exemptions[0].groups, ["sg-1"]);
+        let bad = ScanArgs {
+            bucket_name: Some("b".into()),
+            exemptions: Some("db until friday".into()),
+            ..ScanArgs::default()
+        };
+        let e = bad.into_config(Some("us-east-1")).unwrap_err().to_string();
+        assert!(
+            e.contains("EXEMPTIONS") && e.contains("--exemptions"),
+            "{e}"
+        );
     }
 
     #[test]

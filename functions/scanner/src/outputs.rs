@@ -43,7 +43,7 @@ pub async fn store(
 }
 
 /// The metric names, in the order they are sent.
-pub const METRIC_NAMES: [&str; 7] = [
+pub const METRIC_NAMES: [&str; 8] = [
     "CompliancePercentage",
     "ScannedInstances",
     "CompliantInstances",
@@ -51,6 +51,7 @@ pub const METRIC_NAMES: [&str; 7] = [
     "ExemptInstances",
     "InstancesMissingTags",
     "OpenSecurityGroupRules",
+    "ExemptedFindings",
 ];
 
 /// The scan's metrics, each with the dimension `Stack=<stack>`.
@@ -64,6 +65,7 @@ pub fn metric_data(summary: &Summary, stack: &str, at: OffsetDateTime) -> Vec<Me
         (summary.exempt as f64, StandardUnit::Count),
         (summary.instances_missing_tags as f64, StandardUnit::Count),
         (summary.open_rules as f64, StandardUnit::Count),
+        (summary.exempted_findings as f64, StandardUnit::Count),
     ];
     let timestamp = aws_smithy_types::DateTime::from_secs(at.unix_timestamp());
     METRIC_NAMES

@@ -351,6 +351,7 @@ async fn scans_a_mixed_fleet_across_vpcs_and_regions() {
         "CompliancePercentage",
         "CompliantInstances",
         "ExemptInstances",
+        "ExemptedFindings",
         "InstancesMissingTags",
         "NonCompliantInstances",
         "OpenSecurityGroupRules",
@@ -366,6 +367,8 @@ async fn scans_a_mixed_fleet_across_vpcs_and_regions() {
     assert_eq!(metric("NonCompliantInstances").await, Some(7.0));
     assert_eq!(metric("ExemptInstances").await, Some(1.0));
     assert_eq!(metric("OpenSecurityGroupRules").await, Some(5.0));
+    // The exempt instance's missing tags and its open rule.
+    assert_eq!(metric("ExemptedFindings").await, Some(2.0));
     assert_eq!(report["api_calls"]["CloudWatch:PutMetricData"], 1);
 
     // ---- the alert ----

@@ -405,6 +405,7 @@ pub fn scan_command(aws: &[(String, String)], env: &[(&str, &str)]) -> Command {
         "REQUIRED_TAGS",
         "RESTRICTED_PORTS",
         "EXEMPT_TAG_KEY",
+        "EXEMPTIONS",
         "SCAN_REGIONS",
         "METRIC_NAMESPACE",
         "STACK_NAME",
