@@ -226,7 +226,7 @@ impl SyntheticFleet {
             let in_vpc = (self.groups_per_region - v).div_ceil(vpcs);
             let j = (h >> 8) % in_vpc;
             groups.push(v + j * vpcs);
-            if in_vpc > 1 && (h >> 16) % 4 == 0 {
+            if in_vpc > 1 && (h >> 16) & 3 == 0 {
                 let k = (j + 1 + (h >> 20) % (in_vpc - 1)) % in_vpc;
                 groups.push(v + k * vpcs);
             }
@@ -363,14 +363,14 @@ impl SyntheticFleet {
             }
             // From another group of the same VPC, and from a prefix list: never violations.
             let in_vpc = (self.groups_per_region - index % vpcs).div_ceil(vpcs);
-            if (h >> 32) % 4 == 0 && in_vpc > 1 {
+            if (h >> 32) & 3 == 0 && in_vpc > 1 {
                 let other = index % vpcs + ((index / vpcs + 1) % in_vpc) * vpcs;
                 ingress.push(SyntheticRule {
                     from_groups: vec![(id("sg", a, r, other), account_id.clone())],
                     ..SyntheticRule::new("tcp", Some(5432), Some(5432))
                 });
             }
-            if (h >> 40) % 8 == 0 {
+            if (h >> 40) & 7 == 0 {
                 ingress.push(SyntheticRule {
                     prefix_lists: vec![id("pl", a, r, 0)],
                     ..SyntheticRule::new("tcp", Some(443), Some(443))
@@ -378,6 +378,7 @@ impl SyntheticFleet {
             }
         }
         SyntheticGroup {
+            ingress: merge_rules(ingress),
             description: if index < vpcs {
                 "default VPC security group".to_string()
             } else {
@@ -392,7 +393,6 @@ impl SyntheticFleet {
             id: gid,
             name,
             owner_id: account_id,
-            ingress,
             egress: vec![SyntheticRule {
                 ipv4: vec!["0.0.0.0/0".into()],
                 ..SyntheticRule::new("-1", None, None)
@@ -437,6 +437,26 @@ impl SyntheticFleet {
     fn region_index(&self, region: &str) -> Option<usize> {
         self.regions.iter().position(|r| r == region)
     }
+}
+
+/// EC2 answers one permission per (protocol, port range), every source of those ports in it.
+fn merge_rules(rules: Vec<SyntheticRule>) -> Vec<SyntheticRule> {
+    let mut out: Vec<SyntheticRule> = Vec::new();
+    for rule in rules {
+        let same = out.iter_mut().find(|r| {
+            (&r.protocol, r.from_port, r.to_port) == (&rule.protocol, rule.from_port, rule.to_port)
+        });
+        match same {
+            Some(r) => {
+                r.ipv4.extend(rule.ipv4);
+                r.ipv6.extend(rule.ipv6);
+                r.from_groups.extend(rule.from_groups);
+                r.prefix_lists.extend(rule.prefix_lists);
+            }
+            None => out.push(rule),
+        }
+    }
+    out
 }
 
 /// Whole-fleet counts ([`SyntheticFleet::totals`]); "scanned" means not terminated.
@@ -1710,16 +1730,21 @@ fn describe_groups(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeSecurityGroupsResponse \
          xmlns=\"{EC2_XMLNS}\"><requestId>{request_id}</requestId><securityGroupInfo>"
     );
+    let region = at
+        .and_then(|(_, r)| fleet.regions.get(r))
+        .map(String::as_str)
+        .unwrap_or_default();
     for g in &page {
         let _ = write!(
             out,
-            "<item><ownerId>{}</ownerId><groupId>{}</groupId><groupName>{}</groupName>\
-             <groupDescription>{}</groupDescription><vpcId>{}</vpcId>",
-            g.owner_id,
-            g.id,
+            "<item><ownerId>{owner}</ownerId><groupId>{id}</groupId><groupName>{}</groupName>\
+             <groupDescription>{}</groupDescription><vpcId>{}</vpcId><securityGroupArn>\
+             arn:aws:ec2:{region}:{owner}:security-group/{id}</securityGroupArn>",
             xml_escape(&g.name),
             xml_escape(&g.description),
-            g.vpc_id
+            g.vpc_id,
+            owner = g.owner_id,
+            id = g.id,
         );
         write_permissions(&mut out, "ipPermissions", &g.ingress);
         write_permissions(&mut out, "ipPermissionsEgress", &g.egress);
