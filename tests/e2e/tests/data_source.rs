@@ -501,3 +501,37 @@ async fn the_newest_result_is_read_gated_on_and_missing_results_are_errors() {
     let left = pieces(&aws.moto, SUFFIX).await;
     assert!(left.is_empty(), "left after destroy: {left:?}");
 }
+
+#[test]
+fn invalid_arguments_are_refused_by_validate_at_the_attribute() {
+    let w = Workdir::new(
+        "ds-validate",
+        &format!(
+            "{REQUIRED_PROVIDERS}\n{}\ndata \"compliance_scan\" \"this\" {{\n  \
+             environment_suffix = \"Prod\"\n  account_id = \"12345\"\n  region = \"useast1\"\n}}\n",
+            e2e::OFFLINE_PROVIDER
+        ),
+    );
+    w.init();
+    let out = w.run(&["validate", "-no-color"]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    let flat = flat(&said);
+    for (summary, line) in [
+        (
+            "Invalid environment_suffix",
+            "environment_suffix = \"Prod\"",
+        ),
+        ("Invalid account_id", "account_id = \"12345\""),
+        ("Invalid region", "region = \"useast1\""),
+    ] {
+        assert!(
+            flat.contains(&format!("Error: {summary}")) && flat.contains(line),
+            "{summary}: {said}"
+        );
+    }
+    assert!(
+        flat.contains("\"12345\" is not an AWS account id: write its 12 digits"),
+        "{said}"
+    );
+}
