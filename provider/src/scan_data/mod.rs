@@ -25,18 +25,19 @@ use newest::{Failure, Filters, Found, LOOKBACK_DAYS, MAX_EXAMINED};
 /// The data source's type name.
 pub const TYPE_NAME: &str = "compliance_scan";
 
-/// The computed counts, from the result's `summary` (or, with `region`, that region's share).
+/// The computed counts: the result's `summary` fields of the same names (docs/scan-result.md),
+/// or with `region` that region's share.
 const COUNTS: [(&str, &str); 6] = [
     ("scanned", "Instances scanned, exempt ones included."),
     ("compliant", "Instances judged compliant."),
     ("non_compliant", "Instances judged non-compliant."),
     (
         "exempt",
-        "Instances exempt by tag (counted neither compliant nor non-compliant).",
+        "Instances exempt from the checks (counted neither compliant nor non-compliant).",
     ),
     (
         "instances_missing_tags",
-        "Non-exempt instances missing at least one required tag.",
+        "Instances missing at least one required tag, as the result's summary counts them.",
     ),
     (
         "open_rules",
