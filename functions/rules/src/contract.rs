@@ -27,6 +27,12 @@
 //!   one. A value that does not parse, or an exemption that [`crate::exemptions::validate`]
 //!   refuses (no id, no check, covering nothing, a date that is not `YYYY-MM-DD`, an id used
 //!   twice), is refused naming the variable: a scan never runs with half its exemptions.
+//! - **Scope** (`SCAN_REGIONS`, `MEMBER_ACCOUNTS`, `ORGANIZATION_ACCOUNTS`, `MEMBER_ROLE_NAME`,
+//!   `MEMBER_EXTERNAL_ID`, `SCAN_CONCURRENCY`): `SCAN_REGIONS` may be the single entry `*` (every
+//!   region enabled in each account, listed at scan time). `MEMBER_ACCOUNTS` is a list of 12-digit
+//!   ids, `ORGANIZATION_ACCOUNTS` is `true` or unset, never both. The member variables and
+//!   `SCAN_CONCURRENCY` are written only when they differ from the defaults, so a single-account
+//!   stack's environment is what it was before organisation scanning existed.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -57,9 +63,19 @@ pub const SCAN_REGIONS: &str = "SCAN_REGIONS";
 pub const METRIC_NAMESPACE: &str = "METRIC_NAMESPACE";
 /// The configured exemptions (scanner): a JSON array of [`Exemption`].
 pub const EXEMPTIONS: &str = "EXEMPTIONS";
+/// Member accounts scanned besides the stack's own (scanner): a list of 12-digit ids.
+pub const MEMBER_ACCOUNTS: &str = "MEMBER_ACCOUNTS";
+/// `true`: scan every ACTIVE account of the organization, listed at scan time (scanner).
+pub const ORGANIZATION_ACCOUNTS: &str = "ORGANIZATION_ACCOUNTS";
+/// The role the scanner assumes in each member account (scanner).
+pub const MEMBER_ROLE_NAME: &str = "MEMBER_ROLE_NAME";
+/// The external id the member roles' trust policies require (scanner); unset, none is sent.
+pub const MEMBER_EXTERNAL_ID: &str = "MEMBER_EXTERNAL_ID";
+/// Most (account, region) pairs read at once (scanner): 1 to [`MAX_SCAN_CONCURRENCY`].
+pub const SCAN_CONCURRENCY: &str = "SCAN_CONCURRENCY";
 
 /// Every variable the scanner reads.
-pub const SCANNER_VARIABLES: [&str; 10] = [
+pub const SCANNER_VARIABLES: [&str; 15] = [
     BUCKET_NAME,
     BUCKET_OWNER,
     TOPIC_ARN,
@@ -70,6 +86,11 @@ pub const SCANNER_VARIABLES: [&str; 10] = [
     SCAN_REGIONS,
     METRIC_NAMESPACE,
     EXEMPTIONS,
+    MEMBER_ACCOUNTS,
+    ORGANIZATION_ACCOUNTS,
+    MEMBER_ROLE_NAME,
+    MEMBER_EXTERNAL_ID,
+    SCAN_CONCURRENCY,
 ];
 
 /// Every variable the reporter reads.
@@ -91,6 +112,18 @@ pub const DEFAULT_METRIC_NAMESPACE: &str = "ComplianceMonitoring";
 
 /// Stack name when `STACK_NAME` is unset (a local run outside any stack).
 pub const DEFAULT_STACK_NAME: &str = "local";
+
+/// `SCAN_REGIONS` entry that stands for every region enabled in each scanned account.
+pub const ALL_REGIONS: &str = "*";
+
+/// The member role's name when `MEMBER_ROLE_NAME` is unset.
+pub const DEFAULT_MEMBER_ROLE_NAME: &str = "ComplianceScannerMember";
+
+/// (account, region) pairs read at once when `SCAN_CONCURRENCY` is unset.
+pub const DEFAULT_SCAN_CONCURRENCY: u32 = 8;
+
+/// The most `SCAN_CONCURRENCY` allows.
+pub const MAX_SCAN_CONCURRENCY: u32 = 64;
 
 /// Lambda's limit on a function's environment, in bytes as [`environment_size`] counts them.
 pub const ENVIRONMENT_LIMIT_BYTES: usize = 4096;
@@ -260,6 +293,124 @@ pub fn decode_exemptions(raw: &str) -> Result<Vec<Exemption>, ContractError> {
     Ok(list)
 }
 
+/// Reads `MEMBER_ACCOUNTS`: none when blank or `[]`, else a list of account ids in the order
+/// written, each 12 digits once trimmed; a repeated id is read once.
+pub fn decode_accounts(raw: &str) -> Result<Vec<String>, ContractError> {
+    let mut accounts: Vec<String> = Vec::new();
+    for item in decode_strings(MEMBER_ACCOUNTS, raw)?.unwrap_or_default() {
+        let id = decode_account(MEMBER_ACCOUNTS, Some(item.clone()))?.ok_or_else(|| {
+            ContractError::new(
+                MEMBER_ACCOUNTS,
+                format!("{MEMBER_ACCOUNTS}: `{item}` is not an AWS account id (12 digits)"),
+            )
+        })?;
+        if !accounts.contains(&id) {
+            accounts.push(id);
+        }
+    }
+    Ok(accounts)
+}
+
+/// Reads a flag that is `true` or unset: blank or `false` is false, `true` true (any case).
+fn decode_flag(variable: &'static str, value: Option<String>) -> Result<bool, ContractError> {
+    let Some(text) = name(value) else {
+        return Ok(false);
+    };
+    match text.to_ascii_lowercase().as_str() {
+        "false" => Ok(false),
+        "true" => Ok(true),
+        _ => Err(ContractError::new(
+            variable,
+            format!("{variable}: `{text}` is neither `true` nor `false`"),
+        )),
+    }
+}
+
+/// Reads `MEMBER_ROLE_NAME`: the default when blank, else an IAM role name (1 to 64 letters,
+/// digits and `+=,.@_-`; no path).
+fn decode_role_name(value: Option<String>) -> Result<String, ContractError> {
+    let Some(role) = name(value) else {
+        return Ok(DEFAULT_MEMBER_ROLE_NAME.to_string());
+    };
+    let ok = (1..=64).contains(&role.len())
+        && role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if ok {
+        Ok(role)
+    } else {
+        Err(ContractError::new(
+            MEMBER_ROLE_NAME,
+            format!(
+                "{MEMBER_ROLE_NAME}: `{role}` is not an IAM role name (1 to 64 letters, digits \
+                 and + = , . @ _ -)"
+            ),
+        ))
+    }
+}
+
+/// Reads `MEMBER_EXTERNAL_ID`: none when blank, else STS's form (2 to 1224 letters, digits and
+/// `+=,.@:/_-`), so a typo fails here rather than as AccessDenied in every member account.
+fn decode_external_id(value: Option<String>) -> Result<Option<String>, ContractError> {
+    let Some(id) = name(value) else {
+        return Ok(None);
+    };
+    let ok = (2..=1224).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/_-".contains(c));
+    if ok {
+        Ok(Some(id))
+    } else {
+        Err(ContractError::new(
+            MEMBER_EXTERNAL_ID,
+            format!(
+                "{MEMBER_EXTERNAL_ID}: not an external id (2 to 1224 letters, digits and \
+                 + = , . @ : / _ -)"
+            ),
+        ))
+    }
+}
+
+/// Reads `SCAN_CONCURRENCY`: the default when blank, else a whole number from 1 to
+/// [`MAX_SCAN_CONCURRENCY`].
+fn decode_concurrency(value: Option<String>) -> Result<u32, ContractError> {
+    let Some(text) = name(value) else {
+        return Ok(DEFAULT_SCAN_CONCURRENCY);
+    };
+    match text.parse::<u32>() {
+        Ok(n) if (1..=MAX_SCAN_CONCURRENCY).contains(&n) => Ok(n),
+        _ => Err(ContractError::new(
+            SCAN_CONCURRENCY,
+            format!("{SCAN_CONCURRENCY}: `{text}` is not a whole number from 1 to {MAX_SCAN_CONCURRENCY}"),
+        )),
+    }
+}
+
+/// Reads the member accounts' settings.
+fn decode_members(var: &impl Fn(&str) -> Option<String>) -> Result<Members, ContractError> {
+    let accounts = match var(MEMBER_ACCOUNTS) {
+        Some(raw) => decode_accounts(&raw)?,
+        None => Vec::new(),
+    };
+    let organization = decode_flag(ORGANIZATION_ACCOUNTS, var(ORGANIZATION_ACCOUNTS))?;
+    if organization && !accounts.is_empty() {
+        return Err(ContractError::new(
+            ORGANIZATION_ACCOUNTS,
+            format!(
+                "{ORGANIZATION_ACCOUNTS}: `true` scans every account of the organization and \
+                 {MEMBER_ACCOUNTS} lists accounts: set one of them"
+            ),
+        ));
+    }
+    Ok(Members {
+        accounts,
+        organization,
+        role_name: decode_role_name(var(MEMBER_ROLE_NAME))?,
+        external_id: decode_external_id(var(MEMBER_EXTERNAL_ID))?,
+    })
+}
+
 /// The rule settings from `var` (a variable's value by name), each unset one at its default, in
 /// the order written: nothing sorted or removed. The provider's import uses this to rebuild the
 /// configuration; the scanner takes [`ScanSettings::canonical`] of it.
@@ -315,6 +466,54 @@ pub fn environment_size(env: &BTreeMap<String, String>) -> usize {
         .len()
 }
 
+/// The accounts scanned besides the stack's own, and how the scanner reaches them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Members {
+    /// Member account ids (12 digits), in the order configured; empty with `organization`.
+    pub accounts: Vec<String>,
+    /// Every ACTIVE account of the organization, listed at scan time (Organizations ListAccounts).
+    pub organization: bool,
+    /// The role assumed in each member account ([`DEFAULT_MEMBER_ROLE_NAME`] by default).
+    pub role_name: String,
+    /// The external id sent with each AssumeRole, when the member roles require one.
+    pub external_id: Option<String>,
+}
+
+impl Default for Members {
+    /// No member account: the stack's own account only.
+    fn default() -> Members {
+        Members {
+            accounts: Vec::new(),
+            organization: false,
+            role_name: DEFAULT_MEMBER_ROLE_NAME.to_string(),
+            external_id: None,
+        }
+    }
+}
+
+impl Members {
+    /// True when the scanner assumes roles in other accounts.
+    pub fn any(&self) -> bool {
+        self.organization || !self.accounts.is_empty()
+    }
+
+    /// Writes the variables that differ from the defaults.
+    fn render(&self, env: &mut BTreeMap<String, String>) {
+        if !self.accounts.is_empty() {
+            env.insert(MEMBER_ACCOUNTS.to_string(), encode_strings(&self.accounts));
+        }
+        if self.organization {
+            env.insert(ORGANIZATION_ACCOUNTS.to_string(), "true".to_string());
+        }
+        if self.role_name != DEFAULT_MEMBER_ROLE_NAME {
+            env.insert(MEMBER_ROLE_NAME.to_string(), self.role_name.clone());
+        }
+        if let Some(id) = &self.external_id {
+            env.insert(MEMBER_EXTERNAL_ID.to_string(), id.clone());
+        }
+    }
+}
+
 /// The scanner's settings: what the provider configures and what one scan applies.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScannerSettings {
@@ -326,12 +525,17 @@ pub struct ScannerSettings {
     pub topic_arn: Option<String>,
     /// The rule settings.
     pub rules: ScanSettings,
-    /// Regions to scan; never empty once read.
+    /// Regions to scan in every account; never empty once read. The single entry [`ALL_REGIONS`]
+    /// means every region enabled in each account.
     pub regions: Vec<String>,
     /// CloudWatch namespace.
     pub metric_namespace: String,
     /// Stack name: the metrics' `Stack` dimension and the result's `stack`.
     pub stack: String,
+    /// The member accounts scanned besides the stack's own.
+    pub members: Members,
+    /// Most (account, region) pairs read at once, 1 to [`MAX_SCAN_CONCURRENCY`].
+    pub concurrency: u32,
 }
 
 impl ScannerSettings {
@@ -365,6 +569,14 @@ impl ScannerSettings {
                 format!("no region to scan: set {SCAN_REGIONS} or AWS_REGION"),
             ));
         }
+        if regions.len() > 1 && regions.iter().any(|r| r == ALL_REGIONS) {
+            return Err(ContractError::new(
+                SCAN_REGIONS,
+                format!(
+                    "{SCAN_REGIONS}: `{ALL_REGIONS}` means every enabled region and stands alone"
+                ),
+            ));
+        }
         Ok(ScannerSettings {
             bucket,
             bucket_owner,
@@ -374,11 +586,14 @@ impl ScannerSettings {
             metric_namespace: name(var(METRIC_NAMESPACE))
                 .unwrap_or_else(|| DEFAULT_METRIC_NAMESPACE.to_string()),
             stack: name(var(STACK_NAME)).unwrap_or_else(|| DEFAULT_STACK_NAME.to_string()),
+            members: decode_members(&var)?,
+            concurrency: decode_concurrency(var(SCAN_CONCURRENCY))?,
         })
     }
 
     /// The scanner's environment: every variable set (the owner, the topic and the exemptions only
-    /// when there is one), lists in the order given.
+    /// when there is one; the member settings and the concurrency only when not the defaults),
+    /// lists in the order given.
     pub fn render(&self) -> BTreeMap<String, String> {
         let mut env = BTreeMap::from([
             (BUCKET_NAME.to_string(), self.bucket.clone()),
@@ -393,6 +608,10 @@ impl ScannerSettings {
             env.insert(TOPIC_ARN.to_string(), topic.clone());
         }
         render_rules(&self.rules, &mut env);
+        self.members.render(&mut env);
+        if self.concurrency != DEFAULT_SCAN_CONCURRENCY {
+            env.insert(SCAN_CONCURRENCY.to_string(), self.concurrency.to_string());
+        }
         env
     }
 }
@@ -463,6 +682,8 @@ mod tests {
             regions: strings(&["us-east-1"]),
             metric_namespace: DEFAULT_METRIC_NAMESPACE.into(),
             stack: "prod".into(),
+            members: Members::default(),
+            concurrency: DEFAULT_SCAN_CONCURRENCY,
         }
     }
 
@@ -488,16 +709,226 @@ mod tests {
         assert_eq!(env[RESTRICTED_PORTS], "22,3389");
         assert_eq!(env[EXEMPT_TAG_KEY], "ComplianceExempt");
         assert_eq!(env[SCAN_REGIONS], "us-east-1");
-        // Every variable but EXEMPTIONS, which is written only when there is one.
+        // Every variable but those written only when not the default: a single-account stack's
+        // environment is what it was before organisation scanning.
+        let optional = [
+            EXEMPTIONS,
+            MEMBER_ACCOUNTS,
+            ORGANIZATION_ACCOUNTS,
+            MEMBER_ROLE_NAME,
+            MEMBER_EXTERNAL_ID,
+            SCAN_CONCURRENCY,
+        ];
         assert_eq!(env.keys().map(String::as_str).collect::<Vec<_>>(), {
             let mut all = SCANNER_VARIABLES.to_vec();
-            all.retain(|v| *v != EXEMPTIONS);
+            all.retain(|v| !optional.contains(v));
             all.sort_unstable();
             all
         });
         s.rules.exemptions = vec![exemption("legacy")];
+        s.members = Members {
+            accounts: strings(&["111111111111"]),
+            organization: false,
+            role_name: "Scanner".into(),
+            external_id: Some("ext-1".into()),
+        };
+        s.concurrency = 16;
         let env = s.render();
-        assert_eq!(env.len(), SCANNER_VARIABLES.len());
+        assert_eq!(
+            env.len(),
+            SCANNER_VARIABLES.len() - 1,
+            "all but ORGANIZATION_ACCOUNTS"
+        );
+    }
+
+    fn scope_vars(
+        pairs: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<String> {
+        move |k: &str| match k {
+            BUCKET_NAME => Some("b".to_string()),
+            _ => pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string()),
+        }
+    }
+
+    #[test]
+    fn members_render_only_when_not_the_defaults_and_read_back() {
+        let mut s = scanner();
+        s.members = Members {
+            accounts: strings(&["222222222222", "111111111111"]),
+            organization: false,
+            role_name: "Audit.Reader@x".into(),
+            external_id: Some("a:b/c=d".into()),
+        };
+        s.concurrency = 64;
+        let env = s.render();
+        assert_eq!(env[MEMBER_ACCOUNTS], "222222222222,111111111111");
+        assert_eq!(env[MEMBER_ROLE_NAME], "Audit.Reader@x");
+        assert_eq!(env[MEMBER_EXTERNAL_ID], "a:b/c=d");
+        assert_eq!(env[SCAN_CONCURRENCY], "64");
+        assert!(!env.contains_key(ORGANIZATION_ACCOUNTS));
+        assert_eq!(
+            ScannerSettings::from_vars(lookup(&env), None),
+            Ok(s.clone())
+        );
+
+        s.members = Members {
+            organization: true,
+            ..Members::default()
+        };
+        s.concurrency = DEFAULT_SCAN_CONCURRENCY;
+        s.regions = strings(&[ALL_REGIONS]);
+        let env = s.render();
+        assert_eq!(env[ORGANIZATION_ACCOUNTS], "true");
+        assert_eq!(env[SCAN_REGIONS], "*");
+        for absent in [
+            MEMBER_ACCOUNTS,
+            MEMBER_ROLE_NAME,
+            MEMBER_EXTERNAL_ID,
+            SCAN_CONCURRENCY,
+        ] {
+            assert!(!env.contains_key(absent), "{absent}");
+        }
+        assert_eq!(ScannerSettings::from_vars(lookup(&env), None), Ok(s));
+    }
+
+    #[test]
+    fn unset_scope_is_the_stacks_own_account_at_the_default_concurrency() {
+        let s = ScannerSettings::from_vars(scope_vars(&[]), Some("us-east-1")).unwrap();
+        assert_eq!(s.members, Members::default());
+        assert!(!s.members.any());
+        assert_eq!(s.members.role_name, "ComplianceScannerMember");
+        assert_eq!(s.concurrency, 8);
+        let blank = ScannerSettings::from_vars(
+            scope_vars(&[
+                (MEMBER_ACCOUNTS, " "),
+                (ORGANIZATION_ACCOUNTS, ""),
+                (MEMBER_ROLE_NAME, " "),
+                (MEMBER_EXTERNAL_ID, ""),
+                (SCAN_CONCURRENCY, "  "),
+            ]),
+            Some("us-east-1"),
+        )
+        .unwrap();
+        assert_eq!(blank, s);
+        let typed = ScannerSettings::from_vars(
+            scope_vars(&[
+                (
+                    MEMBER_ACCOUNTS,
+                    r#"["111111111111", " 222222222222 ", "111111111111"]"#,
+                ),
+                (ORGANIZATION_ACCOUNTS, "False"),
+                (SCAN_CONCURRENCY, " 1 "),
+                (SCAN_REGIONS, "[\"*\"]"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(typed.members.accounts, ["111111111111", "222222222222"]);
+        assert!(!typed.members.organization);
+        assert_eq!(typed.concurrency, 1);
+        assert_eq!(typed.regions, [ALL_REGIONS]);
+        let org = ScannerSettings::from_vars(
+            scope_vars(&[(ORGANIZATION_ACCOUNTS, " TRUE ")]),
+            Some("us-east-1"),
+        )
+        .unwrap();
+        assert!(org.members.organization && org.members.any());
+    }
+
+    #[test]
+    fn bad_scope_values_are_refused_naming_the_variable() {
+        // (variables set besides the bucket, the variable refused, what the message says)
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            &'static str,
+            &'static str,
+        );
+        let cases: &[Case] = &[
+            (
+                &[(MEMBER_ACCOUNTS, "12345678901")],
+                MEMBER_ACCOUNTS,
+                "`12345678901`",
+            ),
+            (
+                &[(MEMBER_ACCOUNTS, "111111111111,arn:aws:iam::1:root")],
+                MEMBER_ACCOUNTS,
+                "not an AWS account id",
+            ),
+            (
+                &[(MEMBER_ACCOUNTS, r#"[""]"#)],
+                MEMBER_ACCOUNTS,
+                "not an AWS account id",
+            ),
+            (
+                &[(MEMBER_ACCOUNTS, "[1]")],
+                MEMBER_ACCOUNTS,
+                "not a JSON array",
+            ),
+            (
+                &[(ORGANIZATION_ACCOUNTS, "yes")],
+                ORGANIZATION_ACCOUNTS,
+                "`yes`",
+            ),
+            (
+                &[
+                    (ORGANIZATION_ACCOUNTS, "true"),
+                    (MEMBER_ACCOUNTS, "111111111111"),
+                ],
+                ORGANIZATION_ACCOUNTS,
+                "set one of them",
+            ),
+            (
+                &[(MEMBER_ROLE_NAME, "path/Role")],
+                MEMBER_ROLE_NAME,
+                "`path/Role`",
+            ),
+            (
+                &[(MEMBER_ROLE_NAME, "r o")],
+                MEMBER_ROLE_NAME,
+                "not an IAM role name",
+            ),
+            (
+                &[(MEMBER_EXTERNAL_ID, "x")],
+                MEMBER_EXTERNAL_ID,
+                "not an external id",
+            ),
+            (
+                &[(MEMBER_EXTERNAL_ID, "a b")],
+                MEMBER_EXTERNAL_ID,
+                "not an external id",
+            ),
+            (&[(SCAN_CONCURRENCY, "0")], SCAN_CONCURRENCY, "from 1 to 64"),
+            (&[(SCAN_CONCURRENCY, "65")], SCAN_CONCURRENCY, "`65`"),
+            (&[(SCAN_CONCURRENCY, "-1")], SCAN_CONCURRENCY, "`-1`"),
+            (&[(SCAN_CONCURRENCY, "eight")], SCAN_CONCURRENCY, "`eight`"),
+            (
+                &[(SCAN_REGIONS, "*,us-east-1")],
+                SCAN_REGIONS,
+                "stands alone",
+            ),
+        ];
+        for (pairs, variable, says) in cases {
+            let var = |k: &str| match k {
+                BUCKET_NAME => Some("b".to_string()),
+                _ => pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string()),
+            };
+            let e = ScannerSettings::from_vars(var, Some("us-east-1")).unwrap_err();
+            assert_eq!(e.variable, *variable, "{pairs:?}");
+            assert!(e.to_string().starts_with(&format!("{variable}: ")), "{e}");
+            assert!(e.to_string().contains(says), "{pairs:?}: {e}");
+        }
+        let long = "r".repeat(65);
+        let e = decode_role_name(Some(long)).unwrap_err();
+        assert_eq!(e.variable, MEMBER_ROLE_NAME);
+        assert!(decode_role_name(Some("r".repeat(64))).is_ok());
+        assert!(decode_external_id(Some("x".repeat(1225))).is_err());
+        assert!(decode_external_id(Some("x".repeat(1224))).is_ok());
     }
 
     #[test]

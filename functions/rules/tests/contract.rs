@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use compliance_rules::contract::{
     decode_exemptions, decode_ports, decode_rules, decode_strings, encode_exemptions, encode_ports,
-    encode_strings, environment_size, ReporterSettings, ScannerSettings, BUCKET_NAME, BUCKET_OWNER,
-    EXEMPTIONS, REPORTER_VARIABLES, REQUIRED_TAGS, RESTRICTED_PORTS, SCANNER_VARIABLES,
+    encode_strings, environment_size, Members, ReporterSettings, ScannerSettings, BUCKET_NAME,
+    BUCKET_OWNER, EXEMPTIONS, REPORTER_VARIABLES, REQUIRED_TAGS, RESTRICTED_PORTS,
+    SCANNER_VARIABLES,
 };
 use compliance_rules::exemptions::{Check, Day, Exemption};
 use compliance_rules::result::ScanSettings;
@@ -91,6 +92,33 @@ fn arb_exemptions() -> impl Strategy<Value = Vec<Exemption>> {
     })
 }
 
+/// Member settings the provider accepts: distinct account ids or the organization (never both),
+/// any valid role name and external id.
+fn arb_members() -> impl Strategy<Value = Members> {
+    (
+        proptest::collection::vec("[0-9]{12}", 0..5),
+        any::<bool>(),
+        prop_oneof![
+            Just("ComplianceScannerMember".to_string()),
+            "[A-Za-z0-9+=,.@_-]{1,64}"
+        ],
+        proptest::option::of("[A-Za-z0-9+=,.@:/_-]{2,60}"),
+    )
+        .prop_map(|(accounts, organization, role_name, external_id)| {
+            let mut seen = std::collections::HashSet::new();
+            let accounts: Vec<String> = accounts
+                .into_iter()
+                .filter(|a| seen.insert(a.clone()))
+                .collect();
+            Members {
+                organization: organization && accounts.is_empty(),
+                accounts,
+                role_name,
+                external_id,
+            }
+        })
+}
+
 /// A configuration the provider's validation accepts (required tags not empty).
 fn arb_scanner() -> impl Strategy<Value = ScannerSettings> {
     (
@@ -98,13 +126,32 @@ fn arb_scanner() -> impl Strategy<Value = ScannerSettings> {
         arb_ports(),
         arb_key(),
         "[a-z0-9][a-z0-9-]{0,20}[a-z0-9]",
-        prop_oneof!["us-east-1", "eu-west-1", "ap-southeast-2", "cn-north-1"],
+        prop_oneof![
+            "us-east-1",
+            "eu-west-1",
+            "ap-southeast-2",
+            "cn-north-1",
+            "\\*"
+        ],
         proptest::option::of("arn:aws:sns:us-east-1:[0-9]{12}:[a-zA-Z0-9_-]{1,40}"),
         proptest::option::of("[0-9]{12}"),
         arb_exemptions(),
+        arb_members(),
+        1u32..=64,
     )
         .prop_map(
-            |(tags, ports, exempt, suffix, region, topic, owner, exemptions)| ScannerSettings {
+            |(
+                tags,
+                ports,
+                exempt,
+                suffix,
+                region,
+                topic,
+                owner,
+                exemptions,
+                members,
+                concurrency,
+            )| ScannerSettings {
                 bucket: format!("compliance-results-{suffix}"),
                 bucket_owner: owner,
                 topic_arn: topic,
@@ -117,6 +164,8 @@ fn arb_scanner() -> impl Strategy<Value = ScannerSettings> {
                 regions: vec![region],
                 metric_namespace: "ComplianceMonitoring".into(),
                 stack: suffix,
+                members,
+                concurrency,
             },
         )
 }

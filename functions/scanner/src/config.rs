@@ -48,6 +48,23 @@ pub struct ScanArgs {
     /// The stack's name: the metrics' `Stack` dimension and the result's `stack` [default: local].
     #[arg(long, env = contract::STACK_NAME)]
     pub stack_name: Option<String>,
+    /// Member account ids (12 digits) scanned besides the caller's own account, each through
+    /// the member role [default: none].
+    #[arg(long, env = contract::MEMBER_ACCOUNTS)]
+    pub member_accounts: Option<String>,
+    /// `true`: scan every ACTIVE account of the organization, listed with Organizations
+    /// ListAccounts at scan time [default: false].
+    #[arg(long, env = contract::ORGANIZATION_ACCOUNTS)]
+    pub organization_accounts: Option<String>,
+    /// The role assumed in each member account [default: ComplianceScannerMember].
+    #[arg(long, env = contract::MEMBER_ROLE_NAME)]
+    pub member_role_name: Option<String>,
+    /// External id sent with each AssumeRole, when the member roles require one.
+    #[arg(long, env = contract::MEMBER_EXTERNAL_ID)]
+    pub member_external_id: Option<String>,
+    /// Most (account, region) pairs read at once, 1 to 64 [default: 8].
+    #[arg(long, env = contract::SCAN_CONCURRENCY)]
+    pub scan_concurrency: Option<String>,
 }
 
 /// The flag that sets a variable (`BUCKET_NAME` is `--bucket-name`): clap names each flag after
@@ -70,6 +87,11 @@ impl ScanArgs {
             contract::SCAN_REGIONS => &self.scan_regions,
             contract::METRIC_NAMESPACE => &self.metric_namespace,
             contract::STACK_NAME => &self.stack_name,
+            contract::MEMBER_ACCOUNTS => &self.member_accounts,
+            contract::ORGANIZATION_ACCOUNTS => &self.organization_accounts,
+            contract::MEMBER_ROLE_NAME => &self.member_role_name,
+            contract::MEMBER_EXTERNAL_ID => &self.member_external_id,
+            contract::SCAN_CONCURRENCY => &self.scan_concurrency,
             _ => return None,
         };
         value.clone()
@@ -175,6 +197,55 @@ mod tests {
             e.contains("EXEMPTIONS") && e.contains("--exemptions"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn scope_is_read_and_checked() {
+        let args = ScanArgs {
+            bucket_name: Some("b".into()),
+            scan_regions: Some("*".into()),
+            member_accounts: Some("222222222222, 111111111111".into()),
+            member_role_name: Some("Auditor".into()),
+            member_external_id: Some("ext-42".into()),
+            scan_concurrency: Some("3".into()),
+            ..ScanArgs::default()
+        };
+        let c = args.into_config(Some("us-east-1")).unwrap();
+        assert_eq!(c.regions, ["*"]);
+        assert_eq!(c.members.accounts, ["222222222222", "111111111111"]);
+        assert_eq!(c.members.role_name, "Auditor");
+        assert_eq!(c.members.external_id.as_deref(), Some("ext-42"));
+        assert_eq!(c.concurrency, 3);
+        for (args, flag) in [
+            (
+                ScanArgs {
+                    organization_accounts: Some("maybe".into()),
+                    ..ScanArgs::default()
+                },
+                "--organization-accounts",
+            ),
+            (
+                ScanArgs {
+                    scan_concurrency: Some("100".into()),
+                    ..ScanArgs::default()
+                },
+                "--scan-concurrency",
+            ),
+            (
+                ScanArgs {
+                    member_accounts: Some("1".into()),
+                    ..ScanArgs::default()
+                },
+                "--member-accounts",
+            ),
+        ] {
+            let args = ScanArgs {
+                bucket_name: Some("b".into()),
+                ..args
+            };
+            let e = args.into_config(Some("us-east-1")).unwrap_err().to_string();
+            assert!(e.contains(flag), "{e}");
+        }
     }
 
     #[test]

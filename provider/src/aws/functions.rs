@@ -8,7 +8,7 @@ use aws_sdk_lambda::types::{
 };
 
 use aws_smithy_runtime_api::client::result::SdkError;
-use compliance_rules::contract::{ReporterSettings, ScannerSettings};
+use compliance_rules::contract::{Members, ReporterSettings, ScannerSettings};
 use compliance_rules::result::ScanSettings;
 use tokio_util::sync::CancellationToken;
 
@@ -64,9 +64,16 @@ impl Function {
                     exempt_tag_key: d.exempt_tag_key.clone(),
                     exemptions: d.exemptions.clone(),
                 },
-                regions: vec![d.region.clone()],
+                regions: d.scope.regions.clone(),
                 metric_namespace: d.names.metric_namespace.clone(),
                 stack: d.names.suffix.clone(),
+                members: Members {
+                    accounts: d.scope.member_accounts.clone(),
+                    organization: d.scope.organization_accounts,
+                    role_name: d.scope.member_role_name.clone(),
+                    external_id: d.scope.member_external_id.clone(),
+                },
+                concurrency: d.scope.concurrency,
             }
             .render(),
             Function::Reporter => ReporterSettings {
