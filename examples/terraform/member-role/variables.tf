@@ -1,0 +1,58 @@
+variable "scanner_role_arn" {
+  description = "ARN of the scanner's IAM role in the account that runs the compliance monitor, e.g. arn:aws:iam::111111111111:role/compliance-scanner-prod. The only principal the member role trusts."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/.+$", var.scanner_role_arn))
+    error_message = "scanner_role_arn must be an IAM role ARN, arn:<partition>:iam::<12-digit account>:role/<name>."
+  }
+}
+
+variable "role_name" {
+  description = "Name of the member role; the scanner assumes <role_path><role_name> in every member account, so keep it the same across the organisation."
+  type        = string
+  default     = "ComplianceScannerMember"
+
+  validation {
+    condition     = can(regex("^[\\w+=,.@-]{1,64}$", var.role_name))
+    error_message = "role_name must be 1-64 letters, digits or + = , . @ _ - (IAM's rule for role names)."
+  }
+}
+
+variable "role_path" {
+  description = "IAM path of the role."
+  type        = string
+  default     = "/"
+
+  validation {
+    condition     = can(regex("^/([\\x21-\\x7e]{0,510}/)?$", var.role_path))
+    error_message = "role_path must begin and end with / (IAM's rule for paths)."
+  }
+}
+
+variable "external_id" {
+  description = "When set, the scanner must pass this ExternalId to AssumeRole (the compliance_monitor's member_external_id). null: no condition."
+  type        = string
+  default     = null
+
+  validation {
+    # RE2 caps a repeat count at 1000, so the length is checked apart.
+    condition = var.external_id == null || (
+      can(regex("^[\\w+=,.@:/-]+$", var.external_id)) &&
+      try(length(var.external_id) >= 2 && length(var.external_id) <= 1224, false)
+    )
+    error_message = "external_id must be 2-1224 letters, digits or + = , . @ : / _ - (STS's rule for ExternalId)."
+  }
+}
+
+variable "permissions_boundary" {
+  description = "ARN of a permissions boundary policy to attach, where the organisation requires one."
+  type        = string
+  default     = null
+}
+
+variable "tags" {
+  description = "Tags for the role."
+  type        = map(string)
+  default     = {}
+}
