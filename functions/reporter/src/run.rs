@@ -53,6 +53,10 @@ pub struct Outcome {
     pub average_compliance: Option<f64>,
     /// The report's one-sentence summary.
     pub message: String,
+    /// Active exemptions whose last day is within 14 days of the reported day.
+    pub expiring_exemptions: u64,
+    /// Exemptions still configured whose last day has passed.
+    pub expired_exemptions: u64,
     /// Keys of `report.json`, `report.csv` and `report.html`.
     pub keys: Vec<String>,
     /// The SNS message id of the summary, when a topic is set.
@@ -138,6 +142,8 @@ pub async fn make_report(
         scans_analysed: report.scans_analysed,
         skipped: report.skipped.len() as u64,
         average_compliance: report.compliance.map(|c| c.average),
+        expiring_exemptions: report.expiring_exemptions().count() as u64,
+        expired_exemptions: report.expired_exemptions.len() as u64,
         message: report.message,
         keys: vec![json_key, csv_key, html_key],
         sns_message_id,

@@ -9,17 +9,22 @@ mod decode;
 pub mod html;
 pub(crate) mod timestamp;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::result::{InstanceResult, Reason, ScanResult, Violation};
+use crate::exemptions::{Check, Exemption};
+use crate::result::{Applied, Coverage, InstanceResult, Reason, ScanResult, Violation};
 
 pub use decode::{read_scan, ReadScanError};
 pub use timestamp::{parse_rfc3339, Instant};
 
 /// Version of the report format. Readers (the next day's run, for the trend) ignore other versions.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// An active exemption whose last day is at most this many days after the reported day is
+/// flagged as expiring.
+pub const EXPIRING_WITHIN_DAYS: i64 = 14;
 
 /// An instance's verdict in one scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,6 +93,63 @@ pub struct DailyReport {
     pub skipped: Vec<SkippedObject>,
     /// One row per instance seen, worst first.
     pub instances: Vec<InstanceDay>,
+    /// Exemptions in force on the day, as the day's latest scan configured and applied them,
+    /// soonest to expire first. Empty in reports written before exemptions existed.
+    #[serde(default)]
+    pub active_exemptions: Vec<ExemptionDay>,
+    /// Exemptions still configured in the day's latest scan (or exempt tags still set on an
+    /// instance) whose last day is before the reported day: they waive nothing. Oldest first.
+    #[serde(default)]
+    pub expired_exemptions: Vec<ExemptionDay>,
+}
+
+impl DailyReport {
+    /// The active exemptions that expire within [`EXPIRING_WITHIN_DAYS`] of the reported day.
+    pub fn expiring_exemptions(&self) -> impl Iterator<Item = &ExemptionDay> {
+        self.active_exemptions.iter().filter(|e| e.expiring_soon)
+    }
+}
+
+/// Where an exemption comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExemptionSource {
+    /// An `exemption` block of the stack (the scanner's `EXEMPTIONS`).
+    Configuration,
+    /// The exempt tag's `until YYYY-MM-DD: reason` on an instance.
+    Tag,
+}
+
+/// One exemption on the reported day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExemptionDay {
+    /// The exemption's id; `tag:<key>` for the exempt tag.
+    pub id: String,
+    /// Configured, or the exempt tag.
+    pub source: ExemptionSource,
+    /// The checks it waives.
+    pub checks: Vec<Check>,
+    /// The instance ids it names (for the exempt tag: the instances carrying that value).
+    pub instances: Vec<String>,
+    /// The security group ids it names.
+    pub groups: Vec<String>,
+    /// Its tag selector.
+    pub tags: BTreeMap<String, String>,
+    /// Who answers for it; null for the exempt tag.
+    pub owner: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Its last active day, `YYYY-MM-DD` (UTC).
+    pub expires: String,
+    /// Days from the reported day to its last day: 0 when the reported day was its last, negative
+    /// once expired; null when `expires` does not read as a date (never active).
+    pub days_left: Option<i64>,
+    /// Active, with at most [`EXPIRING_WITHIN_DAYS`] days left.
+    pub expiring_soon: bool,
+    /// Instances it covered (active) or would have covered (expired) in the day's latest scan.
+    pub matched_instances: Vec<String>,
+    /// Violating groups it covered or would have covered in the day's latest scan.
+    pub matched_groups: Vec<String>,
 }
 
 /// The day's compliance percentages, taken from each scan's summary.
@@ -199,6 +261,10 @@ pub struct InstanceDay {
     pub missing_tags: Vec<String>,
     /// Violations inherited in any scan of the day, described, sorted.
     pub violations: Vec<String>,
+    /// The active exemptions that covered it in the latest scan that saw it, one per exemption
+    /// and check: `id (check)`, or `id (ingress via sg-...)` through a group.
+    #[serde(default)]
+    pub exemptions: Vec<String>,
 }
 
 /// What is kept per instance while the day is folded.
@@ -215,6 +281,23 @@ struct Track {
     // BTreeSet allocates a node of eleven slots for the first one (memory is per instance).
     missing_tags: Vec<String>,
     violations: Vec<String>,
+    exemptions: Vec<String>,
+}
+
+/// `id (check)` or `id (ingress via sg-...)`.
+fn describe_applied(a: &Applied) -> String {
+    match &a.group_id {
+        Some(g) => format!("{} ({} via {g})", a.id, a.check),
+        None => format!("{} ({})", a.id, a.check),
+    }
+}
+
+/// The exemptions of the day's latest scan: as configured, and what each covered.
+struct LatestExemptions {
+    at: Instant,
+    configured: Vec<Exemption>,
+    active: Vec<Coverage>,
+    expired: Vec<Coverage>,
 }
 
 /// Adds `item` to the sorted, repeat-free `set`, allocating only when it is new.
@@ -232,6 +315,7 @@ pub struct DayAccumulator {
     generated_at: String,
     scans: Vec<(Instant, ScanPoint)>,
     latest_stack: Option<(Instant, String)>,
+    latest_exemptions: Option<LatestExemptions>,
     instances: HashMap<String, Track>,
     skipped: Vec<SkippedObject>,
 }
@@ -245,6 +329,7 @@ impl DayAccumulator {
             generated_at: generated_at.to_string(),
             scans: Vec::new(),
             latest_stack: None,
+            latest_exemptions: None,
             instances: HashMap::new(),
             skipped: Vec::new(),
         }
@@ -289,6 +374,14 @@ impl DayAccumulator {
         if self.latest_stack.as_ref().is_none_or(|(t, _)| at >= *t) {
             self.latest_stack = Some((at, scan.stack.clone()));
         }
+        if self.latest_exemptions.as_ref().is_none_or(|l| at >= l.at) {
+            self.latest_exemptions = Some(LatestExemptions {
+                at,
+                configured: scan.settings.exemptions.clone(),
+                active: scan.exemption_coverage(false),
+                expired: scan.exemption_coverage(true),
+            });
+        }
         for instance in &scan.instances {
             let verdict = Verdict::of(instance);
             let track = self
@@ -305,6 +398,7 @@ impl DayAccumulator {
                     last_scan_seq: 0,
                     missing_tags: Vec::new(),
                     violations: Vec::new(),
+                    exemptions: Vec::new(),
                 });
             // An id listed twice in one scan is counted once.
             if track.last_scan_seq == seq {
@@ -324,6 +418,7 @@ impl DayAccumulator {
                 track.last = (at, verdict);
                 track.name = instance.name.clone();
                 track.region = instance.region.clone();
+                track.exemptions = instance.exemptions.iter().map(describe_applied).collect();
             }
             for tag in &instance.missing_tags {
                 insert_sorted(&mut track.missing_tags, tag);
@@ -404,6 +499,7 @@ impl DayAccumulator {
                 persistent_offender: persistent,
                 missing_tags: track.missing_tags,
                 violations: track.violations,
+                exemptions: track.exemptions,
             });
         }
         persistent_offenders.sort();
@@ -416,6 +512,11 @@ impl DayAccumulator {
         });
 
         let trend = previous_day_report.map(|p| trend(p, compliance, persistent_offenders.len()));
+        let (active_exemptions, expired_exemptions) = match self.latest_exemptions {
+            // The reported day, or the latest scan's (the same day, as other days are skipped).
+            Some(latest) => exemption_days(latest, self.day.unwrap_or(latest_day(&scans))),
+            None => (Vec::new(), Vec::new()),
+        };
         let mut report = DailyReport {
             schema_version: REPORT_SCHEMA_VERSION,
             date: self.date,
@@ -432,10 +533,91 @@ impl DayAccumulator {
             trend,
             skipped: self.skipped,
             instances,
+            active_exemptions,
+            expired_exemptions,
         };
         report.message = message(&report);
         report
     }
+}
+
+/// The UTC day of the latest of `scans` (sorted), or day 0 without any.
+fn latest_day(scans: &[(Instant, ScanPoint)]) -> i64 {
+    scans.last().map_or(0, |(at, _)| at.utc_day())
+}
+
+/// The latest scan's exemptions on `day` (days since 1970-01-01): (active, expired), each
+/// configured one with what it covered, and the exempt tag's dated ones.
+fn exemption_days(latest: LatestExemptions, day: i64) -> (Vec<ExemptionDay>, Vec<ExemptionDay>) {
+    let mut active = Vec::new();
+    let mut expired = Vec::new();
+    let matched = |list: &[Coverage], id: &str| {
+        list.iter()
+            .find(|c| c.id == id)
+            .map(|c| (c.instances.clone(), c.groups.clone()))
+            .unwrap_or_default()
+    };
+    for e in latest.configured {
+        let days_left = e.expiry().map(|last| last.days() - day);
+        let is_active = days_left.is_some_and(|d| d >= 0);
+        let (matched_instances, matched_groups) = matched(
+            if is_active {
+                &latest.active
+            } else {
+                &latest.expired
+            },
+            &e.id,
+        );
+        let mut checks = e.checks;
+        checks.sort();
+        checks.dedup();
+        let entry = ExemptionDay {
+            id: e.id,
+            source: ExemptionSource::Configuration,
+            checks,
+            instances: e.instances,
+            groups: e.groups,
+            tags: e.tags,
+            owner: Some(e.owner),
+            reason: Some(e.reason),
+            expires: e.expires,
+            days_left,
+            expiring_soon: is_active && days_left.is_some_and(|d| d <= EXPIRING_WITHIN_DAYS),
+            matched_instances,
+            matched_groups,
+        };
+        if is_active {
+            active.push(entry);
+        } else {
+            expired.push(entry);
+        }
+    }
+    // The exempt tag's dated values; `true` never expires and is counted as exempt instead.
+    let tagged = |c: Coverage| {
+        let expires = c.expires.filter(|_| c.id.starts_with("tag:"))?;
+        let days_left = crate::exemptions::Day::parse(&expires).map(|last| last.days() - day);
+        Some(ExemptionDay {
+            id: c.id,
+            source: ExemptionSource::Tag,
+            checks: c.checks,
+            instances: c.instances.clone(),
+            groups: Vec::new(),
+            tags: BTreeMap::new(),
+            owner: None,
+            reason: c.reason,
+            expires,
+            days_left,
+            expiring_soon: days_left.is_some_and(|d| (0..=EXPIRING_WITHIN_DAYS).contains(&d)),
+            matched_instances: c.instances,
+            matched_groups: c.groups,
+        })
+    };
+    active.extend(latest.active.into_iter().filter_map(tagged));
+    expired.extend(latest.expired.into_iter().filter_map(tagged));
+    for list in [&mut active, &mut expired] {
+        list.sort_by(|a, b| (&a.expires, &a.id).cmp(&(&b.expires, &b.id)));
+    }
+    (active, expired)
 }
 
 fn trend(
@@ -470,22 +652,30 @@ fn trend(
 }
 
 fn message(r: &DailyReport) -> String {
-    let skipped = match r.skipped.len() {
-        0 => String::new(),
-        1 => "; 1 object skipped".to_string(),
-        n => format!("; {n} objects skipped"),
-    };
+    // What follows the figures: the exemptions (only with scans), then the skipped objects.
+    let mut tail = String::new();
+    if !r.active_exemptions.is_empty() || !r.expired_exemptions.is_empty() {
+        let active = r.active_exemptions.len();
+        tail = format!(
+            "; {active} exemption{} active, {} expiring within {EXPIRING_WITHIN_DAYS} days, {} expired still configured",
+            plural(active),
+            r.expiring_exemptions().count(),
+            r.expired_exemptions.len()
+        );
+    }
+    match r.skipped.len() {
+        0 => {}
+        1 => tail.push_str("; 1 object skipped"),
+        n => tail.push_str(&format!("; {n} objects skipped")),
+    }
     match r.compliance {
         None if r.skipped.is_empty() => {
             format!("No scans were stored for {}: nothing to report.", r.date)
         }
-        None => format!(
-            "No readable scans for {}{skipped}: nothing to report.",
-            r.date
-        ),
+        None => format!("No readable scans for {}{tail}: nothing to report.", r.date),
         Some(c) => format!(
             "{} scan{} analysed for {}: average compliance {:.2}%, minimum {:.2}%, latest {:.2}%; \
-             {} persistent offender{}, {} became compliant, {} new offender{}{skipped}.",
+             {} persistent offender{}, {} became compliant, {} new offender{}{tail}.",
             r.scans_analysed,
             plural(r.scans_analysed as usize),
             r.date,
@@ -557,8 +747,76 @@ pub const SUMMARY_OFFENDERS: usize = 20;
 /// How many skipped objects the SNS summary names; `report.json` names them all.
 pub const SUMMARY_SKIPPED: usize = 20;
 
-/// The body of the daily SNS summary: the figures, the worst offenders, the skipped objects and
-/// where the report is.
+/// How many expiring and how many expired exemptions the SNS summary names.
+pub const SUMMARY_EXEMPTIONS: usize = 20;
+
+/// One line of the summary about an exemption: id, owner, last day, days left, what it matched.
+fn exemption_line(e: &ExemptionDay) -> String {
+    use crate::sns::field;
+    let days = match e.days_left {
+        Some(d) if d >= 0 => format!(", {d} day{} left", plural(d as usize)),
+        _ => String::new(),
+    };
+    format!(
+        "- {} (owner {}): last day {}{days}; matched {} instance{} and {} group{} in the latest scan\n",
+        field(&e.id, 130),
+        field(e.owner.as_deref().unwrap_or("none"), 130),
+        field(&e.expires, 10),
+        e.matched_instances.len(),
+        plural(e.matched_instances.len()),
+        e.matched_groups.len(),
+        plural(e.matched_groups.len()),
+    )
+}
+
+/// The summary's exemption paragraph: the counts, then the expiring and the expired ones by name
+/// (at most [`SUMMARY_EXEMPTIONS`] of each). Empty without exemptions.
+fn exemptions_paragraph(r: &DailyReport) -> String {
+    let mut out = String::new();
+    if r.active_exemptions.is_empty() && r.expired_exemptions.is_empty() {
+        return out;
+    }
+    let expiring: Vec<&ExemptionDay> = r.expiring_exemptions().collect();
+    out.push_str(&format!(
+        "Exemptions: {} active, {} expiring within {EXPIRING_WITHIN_DAYS} days, {} expired but still configured.\n",
+        r.active_exemptions.len(),
+        expiring.len(),
+        r.expired_exemptions.len()
+    ));
+    let lists = [
+        (
+            expiring,
+            format!(
+                "Expiring within {EXPIRING_WITHIN_DAYS} days (renew them or fix what they waive):"
+            ),
+        ),
+        (
+            r.expired_exemptions.iter().collect(),
+            "Expired but still configured (they waive nothing; remove or renew them):".to_string(),
+        ),
+    ];
+    for (list, heading) in lists {
+        if list.is_empty() {
+            continue;
+        }
+        out.push_str(&heading);
+        out.push('\n');
+        for e in list.iter().take(SUMMARY_EXEMPTIONS) {
+            out.push_str(&exemption_line(e));
+        }
+        if list.len() > SUMMARY_EXEMPTIONS {
+            out.push_str(&format!(
+                "... and {} more, listed in the report.\n",
+                list.len() - SUMMARY_EXEMPTIONS
+            ));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// The body of the daily SNS summary: the figures, the exemptions expiring and expired, the worst
+/// offenders, the skipped objects and where the report is.
 ///
 /// Every part is bounded (at most [`SUMMARY_OFFENDERS`] offenders and [`SUMMARY_SKIPPED`] skipped
 /// objects, each line clipped), so the body stays far below SNS's 256 KiB however bad the day, and
@@ -580,6 +838,7 @@ pub fn summary_body(r: &DailyReport, location: &str) -> String {
             )),
         }
     }
+    body.push_str(&exemptions_paragraph(r));
     let offenders: Vec<&InstanceDay> = r
         .instances
         .iter()

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use super::DailyReport;
 
 /// The header row, in column order.
-pub const HEADER: [&str; 10] = [
+pub const HEADER: [&str; 11] = [
     "instance_id",
     "name",
     "region",
@@ -16,6 +16,7 @@ pub const HEADER: [&str; 10] = [
     "persistent_offender",
     "missing_tags",
     "violations",
+    "exemptions",
 ];
 
 /// Renders the instance rows (worst first) with a header; lists are joined with `; `.
@@ -28,6 +29,7 @@ pub fn render(report: &DailyReport) -> String {
         let exempt = i.exempt_scans.to_string();
         let missing = i.missing_tags.join("; ");
         let violations = i.violations.join("; ");
+        let exemptions = i.exemptions.join("; ");
         write_row(
             &mut out,
             [
@@ -41,6 +43,7 @@ pub fn render(report: &DailyReport) -> String {
                 if i.persistent_offender { "yes" } else { "no" },
                 missing.as_str(),
                 violations.as_str(),
+                exemptions.as_str(),
             ],
         );
     }

@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use super::{parse_rfc3339, DailyReport, Direction, InstanceDay};
+use super::{
+    parse_rfc3339, DailyReport, Direction, ExemptionDay, InstanceDay, EXPIRING_WITHIN_DAYS,
+};
 
 /// Offender rows shown on the page; the CSV holds every row.
 pub const MAX_ROWS: usize = 1000;
@@ -30,7 +32,7 @@ h1{font-size:1.6rem;margin:0 0 .5rem}h2{font-size:1.2rem;margin:2rem 0 .6rem}\
 .figures{display:flex;flex-wrap:wrap;gap:.8rem;margin:1rem 0}\
 .figure{border:1px solid #cbd2d9;border-radius:6px;padding:.6rem .9rem;min-width:9rem}\
 .figure .value{font-size:1.5rem;font-weight:600}.figure .label{font-size:.85rem;color:#616e7c}\
-.bad{color:#b42318}.good{color:#027a48}\
+.bad{color:#b42318}.good{color:#027a48}.warn{color:#b54708}tr.warn td{background:#fffaeb}\
 table{border-collapse:collapse;font-size:.9rem}th,td{border:1px solid #cbd2d9;padding:.3rem .5rem;text-align:left;vertical-align:top}\
 th{background:#f5f7fa}#offenders td:nth-child(-n+3),#scans td{white-space:nowrap}.empty{font-size:1.3rem;font-weight:600;color:#b42318}";
 
@@ -73,6 +75,7 @@ pub fn render(r: &DailyReport) -> String {
         scans_table(&mut out, r);
     }
     offenders(&mut out, r);
+    exemptions(&mut out, r);
     became_compliant(&mut out, r);
     skipped(&mut out, r);
     out.push_str("</body>\n</html>\n");
@@ -166,6 +169,31 @@ fn figures(out: &mut String, r: &DailyReport) {
         &r.skipped.len().to_string(),
         bad(r.skipped.len()),
     );
+    // Only for a stack that has exemptions: three zeros would say nothing to the others.
+    if !r.active_exemptions.is_empty() || !r.expired_exemptions.is_empty() {
+        let expiring = r.expiring_exemptions().count();
+        figure(
+            out,
+            "exemptions-active",
+            "exemptions active",
+            &r.active_exemptions.len().to_string(),
+            "",
+        );
+        figure(
+            out,
+            "exemptions-expiring",
+            &format!("expiring within {EXPIRING_WITHIN_DAYS} days"),
+            &expiring.to_string(),
+            if expiring > 0 { "warn" } else { "" },
+        );
+        figure(
+            out,
+            "exemptions-expired",
+            "expired, still configured",
+            &r.expired_exemptions.len().to_string(),
+            bad(r.expired_exemptions.len()),
+        );
+    }
     out.push_str("</div>\n");
 }
 
@@ -347,6 +375,98 @@ fn offenders(out: &mut String, r: &DailyReport) {
             "<p>{} more offenders are listed in report.csv.</p>",
             rows.len() - MAX_ROWS
         );
+    }
+}
+
+/// What an exemption names: instances, groups, a tag selector.
+fn covers(e: &ExemptionDay) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if !e.instances.is_empty() {
+        parts.push(format!("instances {}", e.instances.join(", ")));
+    }
+    if !e.groups.is_empty() {
+        parts.push(format!("groups {}", e.groups.join(", ")));
+    }
+    if !e.tags.is_empty() {
+        let pairs: Vec<String> = e.tags.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        parts.push(format!("tags {}", pairs.join(", ")));
+    }
+    parts.join("; ")
+}
+
+/// What it matched in the day's latest scan.
+fn matched(e: &ExemptionDay) -> String {
+    let all: Vec<&str> = e
+        .matched_instances
+        .iter()
+        .chain(&e.matched_groups)
+        .map(String::as_str)
+        .collect();
+    if all.is_empty() {
+        "nothing".to_string()
+    } else {
+        all.join(", ")
+    }
+}
+
+fn exemption_rows(out: &mut String, list: &[ExemptionDay], with_days_left: bool) {
+    for e in list.iter().take(MAX_ROWS) {
+        let checks: Vec<&str> = e.checks.iter().map(|c| c.as_str()).collect();
+        let days_left = if with_days_left {
+            format!("<td>{}</td>", e.days_left.unwrap_or(0))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{days_left}<td>{}</td></tr>",
+            if e.expiring_soon { " class=\"warn\"" } else { "" },
+            escape(&e.id),
+            escape(&covers(e)),
+            checks.join(", "),
+            escape(e.owner.as_deref().unwrap_or("")),
+            escape(e.reason.as_deref().unwrap_or("")),
+            escape(&e.expires),
+            escape(&matched(e))
+        );
+    }
+}
+
+fn exemptions(out: &mut String, r: &DailyReport) {
+    if r.active_exemptions.is_empty() && r.expired_exemptions.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Exemptions</h2>\n");
+    let expiring: Vec<String> = r.expiring_exemptions().map(|e| escape(&e.id)).collect();
+    if !expiring.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p id=\"exemptions-expiring\" class=\"warn\">{} exemption{} expire{} within {EXPIRING_WITHIN_DAYS} days: {}.</p>",
+            expiring.len(),
+            if expiring.len() == 1 { "" } else { "s" },
+            if expiring.len() == 1 { "s" } else { "" },
+            expiring.join(", ")
+        );
+    }
+    const HEAD: &str = "<th>Exemption</th><th>Covers</th><th>Checks</th><th>Owner</th><th>Reason</th><th>Last day</th>";
+    if r.active_exemptions.is_empty() {
+        out.push_str("<p id=\"no-active-exemptions\">No exemption was in force on the day.</p>\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "<table id=\"active-exemptions\"><thead><tr>{HEAD}<th>Days left</th><th>Matched in the latest scan</th></tr></thead><tbody>"
+        );
+        exemption_rows(out, &r.active_exemptions, true);
+        out.push_str("</tbody></table>\n");
+    }
+    if !r.expired_exemptions.is_empty() {
+        let _ = writeln!(
+            out,
+            "<h3>Expired, still configured</h3>\n<p>They waive nothing: remove them, or renew them with a new last day.</p>\n\
+             <table id=\"expired-exemptions\"><thead><tr>{HEAD}<th>Would match in the latest scan</th></tr></thead><tbody>"
+        );
+        exemption_rows(out, &r.expired_exemptions, false);
+        out.push_str("</tbody></table>\n");
     }
 }
 

@@ -357,3 +357,301 @@ fn violations_read_as_one_line() {
         "sg-1 all open to ::/0 (all traffic)"
     );
 }
+
+// ---- exemptions ----
+
+mod exemptions {
+    use super::*;
+    use crate::exemptions::{Check, Day, Exemption};
+    use crate::input::{Instance, IpPermission, SecurityGroup};
+    use crate::verdict::evaluate;
+
+    const DAY: &str = "2024-05-02";
+
+    fn later(days: i64) -> String {
+        Day::parse(DAY).unwrap().plus(days).to_string()
+    }
+
+    fn exemption(id: &str, checks: &[Check], days: i64) -> Exemption {
+        Exemption {
+            id: id.into(),
+            instances: vec![],
+            groups: vec![],
+            tags: Default::default(),
+            checks: checks.to_vec(),
+            reason: format!("reason of {id}"),
+            owner: format!("{id}@example.com"),
+            expires: later(days),
+        }
+    }
+
+    fn host(id: &str, tags: &[(&str, &str)], groups: &[&str]) -> Instance {
+        Instance {
+            id: id.into(),
+            region: "us-east-1".into(),
+            state: "running".into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            group_ids: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    /// A scan at `time` of the day, judged by the rules with `exemptions`.
+    fn judged(time: &str, exemptions: Vec<Exemption>) -> ScanResult {
+        let ssh = SecurityGroup {
+            id: "sg-ssh".into(),
+            name: "ssh".into(),
+            region: "us-east-1".into(),
+            ingress: vec![IpPermission {
+                protocol: "tcp".into(),
+                from_port: Some(22),
+                to_port: Some(22),
+                ipv4_cidrs: vec!["0.0.0.0/0".into()],
+                ..IpPermission::default()
+            }],
+            ..SecurityGroup::default()
+        };
+        let fleet = vec![
+            host("i-bastion", &[("Owner", "ana")], &["sg-ssh"]),
+            host("i-legacy", &[("Team", "legacy")], &[]),
+            host("i-old", &[], &[]),
+            host("i-last", &[], &[]),
+            host(
+                "i-tag-soon",
+                &[("ComplianceExempt", &format!("until {}: vendor", later(3)))],
+                &[],
+            ),
+            host(
+                "i-tag-gone",
+                &[("ComplianceExempt", &format!("until {}: vendor", later(-2)))],
+                &[],
+            ),
+            host("i-forever", &[("ComplianceExempt", "true")], &[]),
+        ];
+        let settings = ScanSettings {
+            required_tags: vec!["Owner".into()],
+            exemptions,
+            ..ScanSettings::default()
+        };
+        let e = evaluate(fleet, &[ssh], &settings, Day::parse(DAY).unwrap());
+        let mut s = scan(time, &[]);
+        s.settings = settings;
+        s.summary = e.summary;
+        s.instances = e.instances;
+        s.security_groups = e.security_groups;
+        s
+    }
+
+    fn configured() -> Vec<Exemption> {
+        let mut bastion = exemption("bastion", &[Check::Ingress], 100);
+        bastion.groups = vec!["sg-ssh".into()];
+        let mut legacy = exemption("legacy", &[Check::Tags], 5);
+        legacy.tags = [("Team".to_string(), "legacy".to_string())].into();
+        let mut old = exemption("old", &Check::ALL, -1);
+        old.instances = vec!["i-old".into()];
+        let mut last = exemption("last", &[Check::Tags, Check::Tags], 0);
+        last.instances = vec!["i-last".into()];
+        let mut edge = exemption("edge", &[Check::Tags], EXPIRING_WITHIN_DAYS);
+        edge.instances = vec!["i-nowhere".into()];
+        let mut beyond = exemption("beyond", &[Check::Tags], EXPIRING_WITHIN_DAYS + 1);
+        beyond.instances = vec!["i-nowhere".into()];
+        vec![bastion, legacy, old, last, edge, beyond]
+    }
+
+    fn report() -> DailyReport {
+        let mut acc = DayAccumulator::new(DAY, "x");
+        // The latest scan's configuration counts: `removed` was configured only earlier.
+        let mut earlier = configured();
+        earlier.push({
+            let mut e = exemption("removed", &[Check::Tags], 10);
+            e.instances = vec!["i-old".into()];
+            e
+        });
+        acc.add_scan("k2", &judged("12:00", configured()));
+        acc.add_scan("k1", &judged("06:00", earlier));
+        acc.finish(None)
+    }
+
+    #[test]
+    fn the_latest_scans_exemptions_are_listed_with_days_left_and_matches() {
+        let r = report();
+        let active: Vec<(&str, Option<i64>, bool)> = r
+            .active_exemptions
+            .iter()
+            .map(|e| (e.id.as_str(), e.days_left, e.expiring_soon))
+            .collect();
+        assert_eq!(
+            active,
+            [
+                ("last", Some(0), true),
+                ("tag:ComplianceExempt", Some(3), true),
+                ("legacy", Some(5), true),
+                ("edge", Some(EXPIRING_WITHIN_DAYS), true),
+                ("beyond", Some(EXPIRING_WITHIN_DAYS + 1), false),
+                ("bastion", Some(100), false),
+            ]
+        );
+        let get = |id: &str| r.active_exemptions.iter().find(|e| e.id == id).unwrap();
+        let bastion = get("bastion");
+        assert_eq!(bastion.source, ExemptionSource::Configuration);
+        assert_eq!(bastion.groups, ["sg-ssh"]);
+        assert_eq!(bastion.matched_instances, ["i-bastion"]);
+        assert_eq!(bastion.matched_groups, ["sg-ssh"]);
+        assert_eq!(bastion.owner.as_deref(), Some("bastion@example.com"));
+        assert_eq!(get("last").checks, [Check::Tags], "listed once");
+        assert_eq!(get("legacy").matched_instances, ["i-legacy"]);
+        assert!(get("edge").matched_instances.is_empty());
+        let tag = get("tag:ComplianceExempt");
+        assert_eq!(tag.source, ExemptionSource::Tag);
+        assert_eq!(
+            (tag.owner.as_deref(), tag.reason.as_deref()),
+            (None, Some("vendor"))
+        );
+        assert_eq!(tag.instances, ["i-tag-soon"]);
+        assert_eq!(tag.checks, Check::ALL);
+
+        let expired: Vec<(&str, Option<i64>, Vec<&str>)> = r
+            .expired_exemptions
+            .iter()
+            .map(|e| {
+                (
+                    e.id.as_str(),
+                    e.days_left,
+                    e.matched_instances.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            expired,
+            [
+                ("tag:ComplianceExempt", Some(-2), vec!["i-tag-gone"]),
+                ("old", Some(-1), vec!["i-old"]),
+            ]
+        );
+        assert!(r.expired_exemptions.iter().all(|e| !e.expiring_soon));
+        assert!(
+            r.message.ends_with(
+                "; 6 exemptions active, 4 expiring within 14 days, 2 expired still configured."
+            ),
+            "{}",
+            r.message
+        );
+        let row = |id: &str| r.instances.iter().find(|i| i.instance_id == id).unwrap();
+        assert_eq!(
+            row("i-bastion").exemptions,
+            ["bastion (ingress via sg-ssh)"]
+        );
+        assert_eq!(row("i-last").exemptions, ["last (tags)"]);
+        assert!(row("i-old").exemptions.is_empty());
+    }
+
+    #[test]
+    fn the_summary_names_the_expiring_and_the_expired() {
+        let body = summary_body(&report(), "s3://b/r.html");
+        assert!(
+            body.contains(
+                "Exemptions: 6 active, 4 expiring within 14 days, 2 expired but still configured.\n"
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains(&format!(
+                "- legacy (owner legacy@example.com): last day {}, 5 days left; matched 1 instance and 0 groups in the latest scan\n",
+                later(5)
+            )),
+            "{body}"
+        );
+        assert!(
+            body.contains(&format!(
+                "- old (owner old@example.com): last day {}; matched 1 instance and 0 groups in the latest scan\n",
+                later(-1)
+            )),
+            "{body}"
+        );
+        let expired_part = body.split("Expired but still configured").nth(1).unwrap();
+        assert!(!expired_part.contains("- bastion"), "{body}");
+        assert!(!body.contains("- beyond"), "not expiring: {body}");
+        assert!(body.ends_with("Full report: s3://b/r.html\n"));
+    }
+
+    #[test]
+    fn the_page_and_the_csv_show_them() {
+        let r = report();
+        let page = html::render(&r);
+        for needle in [
+            "data-figure=\"exemptions-active\"><div class=\"value\">6<",
+            "data-figure=\"exemptions-expiring\"><div class=\"value warn\">4<",
+            "data-figure=\"exemptions-expired\"><div class=\"value bad\">2<",
+            "<p id=\"exemptions-expiring\" class=\"warn\">4 exemptions expire within 14 days: last, tag:ComplianceExempt, legacy, edge.</p>",
+            "<table id=\"active-exemptions\">",
+            "<td>bastion</td><td>groups sg-ssh</td><td>ingress</td><td>bastion@example.com</td>",
+            "<tr class=\"warn\"><td>legacy</td><td>tags Team = legacy</td>",
+            "<table id=\"expired-exemptions\">",
+            "<td>old</td><td>instances i-old</td><td>tags, ingress</td>",
+        ] {
+            assert!(page.contains(needle), "report.html lacks {needle:?}");
+        }
+        let text = csv::render(&r);
+        let header = text.lines().next().unwrap();
+        assert!(header.ends_with(",violations,exemptions"), "{header}");
+        assert!(
+            text.lines().any(
+                |l| l.starts_with("i-bastion,") && l.ends_with(",bastion (ingress via sg-ssh)")
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_day_without_exemptions_shows_none() {
+        let mut acc = DayAccumulator::new(DAY, "x");
+        acc.add_scan("k", &scan("01:00", &[("i-a", N)]));
+        let r = acc.finish(None);
+        assert!(r.active_exemptions.is_empty() && r.expired_exemptions.is_empty());
+        assert!(!r.message.contains("exemption"), "{}", r.message);
+        assert!(!summary_body(&r, "x").contains("xemption"));
+        assert!(!html::render(&r).contains("xemption"));
+    }
+
+    #[test]
+    fn exemption_text_is_escaped_and_cannot_forge_summary_lines() {
+        let mut e = exemption("<b>x</b>", &[Check::Tags], -3);
+        e.owner = "o\nSubject: forged".into();
+        e.reason = "<script>alert(1)</script>".into();
+        e.instances = vec!["i-old".into()];
+        let mut acc = DayAccumulator::new(DAY, "x");
+        acc.add_scan("k", &judged("01:00", vec![e]));
+        let r = acc.finish(None);
+        let page = html::render(&r);
+        assert!(
+            !page.contains("<script>") && !page.contains("<b>x"),
+            "escaped"
+        );
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        let body = summary_body(&r, "x");
+        assert!(!body.lines().any(|l| l.starts_with("Subject:")), "{body}");
+    }
+
+    #[test]
+    fn reports_without_exemption_fields_still_parse() {
+        let r = acc_day();
+        let mut json = serde_json::to_value(&r).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("active_exemptions");
+        object.remove("expired_exemptions");
+        for i in object["instances"].as_array_mut().unwrap() {
+            i.as_object_mut().unwrap().remove("exemptions");
+        }
+        assert_eq!(serde_json::from_value::<DailyReport>(json).unwrap(), r);
+    }
+
+    fn acc_day() -> DailyReport {
+        let mut acc = DayAccumulator::new(DAY, "x");
+        for (n, s) in day().iter().enumerate() {
+            acc.add_scan(&format!("k{n}"), s);
+        }
+        acc.finish(None)
+    }
+}
