@@ -594,7 +594,9 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
                 return Err(Diagnostic::error(
                     "Data source configuration not known",
                     format!(
-                        "Terraform asked to read {} while {} unknown. Terraform reads a data source                          once its configuration is known (at apply, when it depends on values only                          apply can know). This is a bug; please report it.",
+                        "Terraform asked to read {} while {} unknown. Terraform reads a data source \
+                         once its configuration is known (at apply, when it depends on values only \
+                         apply can know). This is a bug; please report it.",
                         req.type_name,
                         unknown_attributes(&config).join(", ")
                     ),
