@@ -2,7 +2,8 @@
 //! 127.0.0.1 that makes up a deterministic fleet of any size, across any number of accounts and
 //! regions, and answers the EC2 Query API calls the scanner makes (`DescribeInstances`,
 //! `DescribeSecurityGroups`, `DescribeRegions`) and the STS calls it needs to reach member
-//! accounts (`AssumeRole`, `GetCallerIdentity`), in the XML AWS and moto send.
+//! accounts (`AssumeRole`, `GetCallerIdentity`), in the XML AWS and moto send, and Organizations
+//! `ListAccounts` (JSON) for a scan of the whole organisation.
 //!
 //! moto cannot stand for scale: each `DescribeInstances` page re-walks every instance it holds.
 //! Here nothing is stored. Instance `n` of an (account, region) is computed from the seed and `n`
@@ -81,7 +82,8 @@ pub struct SyntheticFleet {
     /// Account ids (12 digits) that hold a fleet, each the same shape.
     pub accounts: Vec<String>,
     /// The account of credentials this endpoint did not hand out (e.g. `testing`): the scanner's
-    /// own account. It holds a fleet only when it is also in `accounts`.
+    /// own account, and the organisation's management account (the only one `ListAccounts`
+    /// answers, first in its list). It holds a fleet only when it is also in `accounts`.
     pub home_account: String,
     /// Enabled regions: each holds a fleet in every account. A region named in a request but in
     /// neither list is an enabled region with nothing in it.
@@ -112,6 +114,9 @@ pub struct SyntheticFleet {
     pub external_id: Option<String>,
     /// Fleet accounts whose member role is missing: `AssumeRole` there answers `AccessDenied`.
     pub accounts_without_role: BTreeSet<String>,
+    /// Fleet accounts Organizations `ListAccounts` reports `SUSPENDED`; `AssumeRole` there answers
+    /// `AccessDenied`.
+    pub suspended_accounts: BTreeSet<String>,
     /// Fraction (0.0-1.0) of EC2 requests answered 503 `RequestLimitExceeded`, drawn from a
     /// sequence seeded by `seed`.
     pub throttle: f64,
@@ -147,6 +152,7 @@ impl SyntheticFleet {
             member_role_name: None,
             external_id: None,
             accounts_without_role: BTreeSet::new(),
+            suspended_accounts: BTreeSet::new(),
             throttle: 0.0,
             latency: Duration::ZERO,
         }
@@ -792,6 +798,8 @@ struct Answer {
     status: u16,
     body: String,
     request_id: String,
+    /// Organizations speaks JSON; EC2 and STS XML.
+    json: bool,
 }
 
 fn serve(conn: TcpStream, shared: &Shared) -> io::Result<()> {
@@ -819,9 +827,14 @@ fn serve(conn: TcpStream, shared: &Shared) -> io::Result<()> {
             _ => "Error",
         };
         let mut out = format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: {}\r\n\
+            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\
              x-amzn-RequestId: {}\r\nServer: synthetic-ec2\r\n",
             answer.status,
+            if answer.json {
+                "application/x-amz-json-1.1"
+            } else {
+                "text/xml;charset=UTF-8"
+            },
             answer.body.len(),
             answer.request_id
         );
@@ -1057,7 +1070,11 @@ fn handle(shared: &Shared, request: &Request) -> Answer {
         n
     );
     let params = Params::of(request);
-    let action = params.get("Action").unwrap_or_default().to_string();
+    // Query protocols name the action in a parameter, JSON ones in X-Amz-Target.
+    let action = match request.header("x-amz-target") {
+        Some(target) => target.rsplit('.').next().unwrap_or_default().to_string(),
+        None => params.get("Action").unwrap_or_default().to_string(),
+    };
     let scope = credential_scope(request);
     let service = match &scope {
         Some((_, _, service)) => service.clone(),
@@ -1103,10 +1120,11 @@ fn handle(shared: &Shared, request: &Request) -> Answer {
                 ec2(shared, &fleet, &params, &action, &who, &region, &request_id)
             }
         }
+        "organizations" => organizations(&fleet, request, &action, &who),
         other => Err(Failure(
             400,
             "UnknownService",
-            format!("the synthetic endpoint serves ec2 and sts, not {other}"),
+            format!("the synthetic endpoint serves ec2, sts and organizations, not {other}"),
         )),
     };
     match result {
@@ -1114,6 +1132,7 @@ fn handle(shared: &Shared, request: &Request) -> Answer {
             status: 200,
             body,
             request_id,
+            json: service == "organizations",
         },
         Err(failure) => failed(shared, &service, failure, request_id),
     }
@@ -1130,13 +1149,16 @@ fn failed(
         .errors
         .entry(code.to_string())
         .or_default() += 1;
-    let message = xml_escape(&message);
-    let body = if service == "sts" {
+    let body = if service == "organizations" {
+        serde_json::json!({"__type": code, "Message": message}).to_string()
+    } else if service == "sts" {
+        let message = xml_escape(&message);
         format!(
             "<ErrorResponse xmlns=\"{STS_XMLNS}\"><Error><Type>Sender</Type><Code>{code}</Code>\
              <Message>{message}</Message></Error><RequestId>{id}</RequestId></ErrorResponse>"
         )
     } else {
+        let message = xml_escape(&message);
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}\
              </Code><Message>{message}</Message></Error></Errors><RequestID>{id}</RequestID>\
@@ -1147,6 +1169,7 @@ fn failed(
         status,
         body,
         request_id: id,
+        json: service == "organizations",
     }
 }
 
@@ -1228,6 +1251,7 @@ fn assume_role(
     };
     let denied = fleet.account_index(&account).is_none()
         || fleet.accounts_without_role.contains(&account)
+        || fleet.suspended_accounts.contains(&account)
         || fleet
             .member_role_name
             .as_ref()
@@ -1312,6 +1336,91 @@ fn decode_session(token: &str, account: &str) -> Option<(String, String)> {
     let mut parts = plain.split('\n');
     let (acct, role, session) = (parts.next()?, parts.next()?, parts.next()?);
     (acct == account).then(|| (role.to_string(), session.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Organizations.
+
+/// The organisation's accounts: the home account (its management account) first, then the fleet's.
+fn organization_accounts(fleet: &SyntheticFleet) -> Vec<&String> {
+    let mut out = vec![&fleet.home_account];
+    out.extend(fleet.accounts.iter().filter(|a| **a != fleet.home_account));
+    out
+}
+
+fn organizations(
+    fleet: &SyntheticFleet,
+    request: &Request,
+    action: &str,
+    who: &Caller,
+) -> Result<String, Failure> {
+    if action != "ListAccounts" {
+        return Err(Failure(
+            400,
+            "InvalidInputException",
+            format!("the synthetic endpoint answers ListAccounts, not {action}"),
+        ));
+    }
+    // Only the management account (or a delegated administrator) may list the organisation.
+    if who.account != fleet.home_account {
+        return Err(Failure(
+            400,
+            "AccessDeniedException",
+            "You don't have permissions to access this resource.".to_string(),
+        ));
+    }
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+    let size = match body.get("MaxResults").and_then(|v| v.as_u64()) {
+        None => 20,
+        Some(n) if (1..=20).contains(&n) => n,
+        Some(n) => {
+            return Err(Failure(
+                400,
+                "InvalidInputException",
+                format!("MaxResults {n} is outside 1-20"),
+            ))
+        }
+    };
+    let accounts = organization_accounts(fleet);
+    let given = body.get("NextToken").and_then(|v| v.as_str());
+    let start = read_token(fleet, Some((0, 0)), 3, 0, given).map_err(|_| {
+        Failure(
+            400,
+            "InvalidInputException",
+            "The NextToken is not valid.".to_string(),
+        )
+    })?;
+    let org = format!(
+        "o-{:010x}",
+        hash(fleet.seed, &[fnv(&fleet.home_account)]) >> 24
+    );
+    let end = (accounts.len() as u64).min(start + size);
+    let listed: Vec<serde_json::Value> = (start..end)
+        .map(|i| {
+            let id = accounts[i as usize];
+            let status = if fleet.suspended_accounts.contains(id) {
+                "SUSPENDED"
+            } else {
+                "ACTIVE"
+            };
+            serde_json::json!({
+                "Id": id,
+                "Arn": format!("arn:aws:organizations::{}:account/{org}/{id}", fleet.home_account),
+                "Email": format!("aws+{id}@example.com"),
+                "Name": format!("synthetic-{id}"),
+                // Status is the older field, State the newer; AWS sends both.
+                "Status": status,
+                "State": status,
+                "JoinedMethod": if i == 0 { "INVITED" } else { "CREATED" },
+                "JoinedTimestamp": 1_704_067_200 + i * 86_400,
+            })
+        })
+        .collect();
+    let mut answer = serde_json::json!({ "Accounts": listed });
+    if end < accounts.len() as u64 {
+        answer["NextToken"] = token(fleet, (0, 0), 3, 0, end).into();
+    }
+    Ok(answer.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------

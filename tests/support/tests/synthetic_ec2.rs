@@ -12,7 +12,7 @@ use aws_sdk_ec2::types::{
     Filter, Instance, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroup,
     Tag, TagSpecification, UserIdGroupPair,
 };
-use aws_sdk_sts::config::Credentials;
+use aws_sdk_sts::config::{Credentials, ProvideCredentials};
 use test_support::synthetic_ec2::{State, SyntheticEc2, SyntheticFleet, SyntheticRule};
 use test_support::Moto;
 
@@ -1164,4 +1164,105 @@ async fn the_same_fleet_in_moto_parses_to_the_same_structure() {
         assert_eq!(group_fields(m), group_fields(s), "fields of {k:?}");
         assert_eq!(m.owner_id(), s.owner_id());
     }
+}
+
+/// One JSON-protocol request, signed in form only (the endpoint reads the key and scope).
+fn json_call(
+    server: &SyntheticEc2,
+    key: &str,
+    target: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         X-Amz-Target: {target}\r\nAuthorization: AWS4-HMAC-SHA256 Credential={key}/20240101/\
+         us-east-1/organizations/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("application/x-amz-json-1.1"), "{head}");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn organizations_lists_the_accounts_to_the_management_account() {
+    let accounts = SyntheticFleet::account_ids(45);
+    let fleet = SyntheticFleet {
+        home_account: "111111111111".into(),
+        suspended_accounts: BTreeSet::from([accounts[7].clone()]),
+        ..SyntheticFleet::new(accounts.clone(), vec!["us-east-1".into()])
+    };
+    let server = SyntheticEc2::start(fleet);
+    let target = "AWSOrganizationsV20161128.ListAccounts";
+    let mut listed = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let body = match &token {
+            Some(t) => serde_json::json!({"MaxResults": 20, "NextToken": t}),
+            None => serde_json::json!({"MaxResults": 20}),
+        };
+        let (status, page) = json_call(&server, "testing", target, &body.to_string());
+        assert_eq!(status, 200, "{page}");
+        pages += 1;
+        for a in page["Accounts"].as_array().unwrap() {
+            let id = a["Id"].as_str().unwrap().to_string();
+            assert!(a["Arn"].as_str().unwrap().ends_with(&format!("/{id}")));
+            assert!(a["JoinedTimestamp"].is_number());
+            assert_eq!(a["State"], a["Status"]);
+            listed.push((id, a["Status"].as_str().unwrap().to_string()));
+        }
+        token = page["NextToken"].as_str().map(String::from);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(pages, 3, "46 accounts in pages of 20");
+    assert_eq!(listed[0], ("111111111111".into(), "ACTIVE".into()));
+    assert_eq!(listed.len(), 46);
+    let suspended: Vec<&String> = listed
+        .iter()
+        .filter(|(_, s)| s == "SUSPENDED")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(suspended, [&accounts[7]]);
+
+    // A member account may not list the organisation, and a suspended one cannot be entered.
+    let base = sdk(&server.endpoint(), "us-east-1", 1).await;
+    let member = assumed(&base, &member_arn(&accounts[0]), None).await;
+    let key = member
+        .credentials_provider()
+        .unwrap()
+        .provide_credentials()
+        .await
+        .unwrap()
+        .access_key_id()
+        .to_string();
+    let (status, err) = json_call(&server, &key, target, "{}");
+    assert_eq!(
+        (status, err["__type"].as_str()),
+        (400, Some("AccessDeniedException"))
+    );
+    let (status, err) = json_call(&server, "testing", target, r#"{"MaxResults": 50}"#);
+    assert_eq!(
+        (status, err["__type"].as_str()),
+        (400, Some("InvalidInputException"))
+    );
+    let refused = aws_sdk_sts::Client::new(&base)
+        .assume_role()
+        .role_arn(member_arn(&accounts[7]))
+        .role_session_name("compliance-scan")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(refused.code(), Some("AccessDenied"));
 }
