@@ -52,7 +52,6 @@ data "aws_iam_policy_document" "read_fleet" {
 
 resource "aws_iam_role" "member" {
   name                 = var.role_name
-  path                 = var.role_path
   description          = "Lets the compliance scanner (${var.scanner_role_arn}) read this account's EC2 fleet."
   assume_role_policy   = data.aws_iam_policy_document.trust.json
   max_session_duration = 3600

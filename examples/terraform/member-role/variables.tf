@@ -9,24 +9,13 @@ variable "scanner_role_arn" {
 }
 
 variable "role_name" {
-  description = "Name of the member role; the scanner assumes <role_path><role_name> in every member account, so keep it the same across the organisation."
+  description = "Name of the member role (path /): the scanner assumes arn:aws:iam::<account>:role/<role_name> in every member account, so keep it the same across the organisation (the compliance_monitor's member_role_name)."
   type        = string
   default     = "ComplianceScannerMember"
 
   validation {
     condition     = can(regex("^[\\w+=,.@-]{1,64}$", var.role_name))
     error_message = "role_name must be 1-64 letters, digits or + = , . @ _ - (IAM's rule for role names)."
-  }
-}
-
-variable "role_path" {
-  description = "IAM path of the role."
-  type        = string
-  default     = "/"
-
-  validation {
-    condition     = can(regex("^/([\\x21-\\x7e]{0,510}/)?$", var.role_path))
-    error_message = "role_path must begin and end with / (IAM's rule for paths)."
   }
 }
 
