@@ -393,6 +393,14 @@ impl<P: Provider> pb::provider_server::Provider for ProviderService<P> {
                         attrs.insert(a.name.to_string(), default.clone());
                     }
                 }
+                // A list block added since holds no blocks: an empty list, as Terraform plans it.
+                for b in &r.schema().block.blocks {
+                    if json.get(b.name).is_none()
+                        && b.nesting == crate::protocol::schema::Nesting::List
+                    {
+                        attrs.insert(b.name.to_string(), Value::List(Vec::new()));
+                    }
+                }
             }
             encode(&state, &ty).map(Some)
         })();
