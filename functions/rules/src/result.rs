@@ -10,7 +10,12 @@ use crate::exemptions::{Check, Exemption};
 /// Version of the scan result format. Readers skip objects with a version they do not know.
 pub const SCAN_SCHEMA_VERSION: u32 = 1;
 
-/// One scan of every configured region.
+/// One scan of every configured account and region.
+///
+/// The scanner streams it to S3 as it is built, so its fields are not written in this order:
+/// `schema_version` comes first, then the run's settings, `instances` and `security_groups`,
+/// and the fields only known at the end (`errors`, `summary`, `finished_at`, `duration_ms`) last.
+/// JSON readers take the fields in any order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanResult {
     /// Format version, [`SCAN_SCHEMA_VERSION`] when written by this crate.
@@ -23,9 +28,10 @@ pub struct ScanResult {
     pub duration_ms: u64,
     /// The stack (environment suffix) that ran the scan.
     pub stack: String,
-    /// The AWS account scanned, when it could be determined.
+    /// The account the scanner ran in (the stack's own), when it could be determined. Each
+    /// instance and group names its own account ([`InstanceResult::account_id`]).
     pub account_id: Option<String>,
-    /// The regions scanned.
+    /// The regions scanned in at least one account, sorted.
     pub regions: Vec<String>,
     /// The rule settings the scan applied.
     pub settings: ScanSettings,
@@ -35,6 +41,30 @@ pub struct ScanResult {
     pub instances: Vec<InstanceResult>,
     /// Every security group with at least one violation, attached or not.
     pub security_groups: Vec<GroupResult>,
+    /// What could not be scanned: one entry per account or (account, region) that failed, the
+    /// rest of the scan complete without it. Empty in results written before organisation
+    /// scanning.
+    #[serde(default)]
+    pub errors: Vec<ScanError>,
+}
+
+/// An account, or one region of it, that a scan could not read ([`ScanResult::errors`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ScanError {
+    /// The account (12 digits).
+    pub account_id: String,
+    /// The region that failed; null when the whole account did (its role could not be assumed,
+    /// its regions or the organization's accounts could not be listed).
+    pub region: Option<String>,
+    /// The call that failed (`AssumeRole`, `DescribeRegions`, `DescribeInstances`,
+    /// `DescribeSecurityGroups`, `ListAccounts`), or `Timeout` when the scan's time ran out
+    /// before the region was read.
+    pub operation: String,
+    /// The AWS error code (`AccessDenied`, `AuthFailure`, `OptInRequired`,
+    /// `RequestLimitExceeded`, ...); null when there is none (timeouts, lost connections).
+    pub code: Option<String>,
+    /// What went wrong, for a person: the call, where, and AWS's message.
+    pub cause: String,
 }
 
 impl ScanResult {
@@ -154,6 +184,99 @@ pub struct Summary {
     /// active exemption covers. 0 in results written before exemptions existed.
     #[serde(default)]
     pub exempted_findings: u64,
+    /// The same totals per scanned account, sorted by account id, each with its regions. Absent
+    /// in results written before organisation scanning (one account: the result's own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountSummary>,
+}
+
+/// The totals of a scan's share: one account, or one region of one account.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Counts {
+    /// Instances scanned (exempt ones included).
+    pub scanned: u64,
+    /// Instances exempt from every check.
+    pub exempt: u64,
+    /// Instances judged compliant.
+    pub compliant: u64,
+    /// Instances judged non-compliant.
+    pub non_compliant: u64,
+    /// compliant / (scanned - exempt) x 100; 100 when nothing was judged.
+    pub compliance_percentage: f64,
+    /// Instances missing a required tag, that finding not waived.
+    pub instances_missing_tags: u64,
+    /// World-open rules of violating groups (once per rule and CIDR).
+    pub open_rules: u64,
+    /// Findings an active exemption waived.
+    pub exempted_findings: u64,
+}
+
+impl Counts {
+    /// Adds `other`'s counts and recomputes the percentage from the sums.
+    pub fn add(&mut self, other: &Counts) {
+        self.scanned += other.scanned;
+        self.exempt += other.exempt;
+        self.compliant += other.compliant;
+        self.non_compliant += other.non_compliant;
+        self.instances_missing_tags += other.instances_missing_tags;
+        self.open_rules += other.open_rules;
+        self.exempted_findings += other.exempted_findings;
+        self.compliance_percentage =
+            crate::verdict::compliance_percentage(self.compliant, self.scanned - self.exempt);
+    }
+
+    /// The counts of a whole-scan summary.
+    pub fn of(summary: &Summary) -> Counts {
+        Counts {
+            scanned: summary.scanned,
+            exempt: summary.exempt,
+            compliant: summary.compliant,
+            non_compliant: summary.non_compliant,
+            compliance_percentage: summary.compliance_percentage,
+            instances_missing_tags: summary.instances_missing_tags,
+            open_rules: summary.open_rules,
+            exempted_findings: summary.exempted_findings,
+        }
+    }
+
+    /// A summary with these counts (and no per-account breakdown).
+    pub fn summary(&self) -> Summary {
+        Summary {
+            scanned: self.scanned,
+            exempt: self.exempt,
+            compliant: self.compliant,
+            non_compliant: self.non_compliant,
+            compliance_percentage: self.compliance_percentage,
+            instances_missing_tags: self.instances_missing_tags,
+            open_rules: self.open_rules,
+            exempted_findings: self.exempted_findings,
+            accounts: Vec::new(),
+        }
+    }
+}
+
+/// One account's share of a scan ([`Summary::accounts`]).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AccountSummary {
+    /// The account (12 digits).
+    pub account_id: String,
+    /// Its totals over the regions read.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Entries of [`ScanResult::errors`] naming the account: above 0, its counts miss what failed.
+    pub errors: u64,
+    /// Each region read in the account, sorted by name.
+    pub regions: Vec<RegionSummary>,
+}
+
+/// One region's share of an account's totals.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RegionSummary {
+    /// The region.
+    pub region: String,
+    /// Its totals.
+    #[serde(flatten)]
+    pub counts: Counts,
 }
 
 /// The verdict on one instance.
@@ -161,6 +284,10 @@ pub struct Summary {
 pub struct InstanceResult {
     /// The EC2 instance id.
     pub instance_id: String,
+    /// The account the instance lives in; empty in results written before organisation
+    /// scanning, whose instances are all of the result's `account_id`.
+    #[serde(default)]
+    pub account_id: String,
     /// The region the instance lives in.
     pub region: String,
     /// Its state name (`pending`, `running`, `stopping`, `stopped`).
@@ -268,6 +395,9 @@ pub struct Violation {
 pub struct GroupResult {
     /// The group id.
     pub group_id: String,
+    /// The account of the group; empty in results written before organisation scanning.
+    #[serde(default)]
+    pub account_id: String,
     /// The group name.
     pub group_name: String,
     /// The VPC of the group, when it has one.

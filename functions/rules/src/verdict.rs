@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use crate::exemptions::{tag_id, Check, Day, Exemption, TagExemption};
 use crate::groups::group_violations;
 use crate::input::{Instance, SecurityGroup};
-use crate::result::{Applied, GroupResult, InstanceResult, ScanSettings, Summary, Violation};
+use crate::result::{
+    Applied, Counts, GroupResult, InstanceResult, ScanSettings, Summary, Violation,
+};
 use crate::tags::check_tags;
 
 /// The judged fleet: what goes into a [`crate::result::ScanResult`] besides its metadata.
@@ -56,15 +58,30 @@ pub fn judge_instance(
     settings: &ScanSettings,
     today: Day,
 ) -> InstanceResult {
+    judge(
+        instance,
+        |region, group| violations.get(&(region, group)).cloned(),
+        settings,
+        today,
+    )
+}
+
+/// [`judge_instance`] with the violations of a group given by `violations(region, group id)`
+/// (a copy: the lookup's keys need not outlive the instance).
+fn judge(
+    instance: Instance,
+    violations: impl Fn(&str, &str) -> Option<Vec<Violation>>,
+    settings: &ScanSettings,
+    today: Day,
+) -> InstanceResult {
     let tags = check_tags(&instance.tags, settings);
     let mut group_ids = instance.group_ids;
     group_ids.sort();
     group_ids.dedup();
     let inherited: Vec<Violation> = group_ids
         .iter()
-        .filter_map(|g| violations.get(&(instance.region.as_str(), g.as_str())))
+        .filter_map(|g| violations(instance.region.as_str(), g.as_str()))
         .flatten()
-        .cloned()
         .collect();
 
     let mut active = Vec::new();
@@ -104,7 +121,7 @@ pub fn judge_instance(
                     .iter()
                     .filter(|g| {
                         e.matches_group(g)
-                            && violations.contains_key(&(instance.region.as_str(), g.as_str()))
+                            && violations(instance.region.as_str(), g.as_str()).is_some()
                     })
                     .map(|g| configured(e, Check::Ingress, Some(g.clone()))),
             );
@@ -136,6 +153,7 @@ pub fn judge_instance(
         .collect();
     InstanceResult {
         instance_id: instance.id,
+        account_id: String::new(),
         region: instance.region,
         state: instance.state,
         name: tags.name,
@@ -184,6 +202,7 @@ pub fn summarize(instances: &[InstanceResult], groups: &[GroupResult]) -> Summar
                 .filter(|g| !g.exemptions.is_empty())
                 .map(|g| g.violations.len() as u64)
                 .sum::<u64>(),
+        accounts: Vec::new(),
     }
 }
 
@@ -258,6 +277,7 @@ pub fn evaluate(
             let (exemptions, expired_exemptions) = group_exemptions(&g.id, settings, today);
             Some(GroupResult {
                 group_id: g.id.clone(),
+                account_id: String::new(),
                 group_name: g.name.clone(),
                 vpc_id: g.vpc_id.clone(),
                 region: g.region.clone(),
@@ -274,5 +294,119 @@ pub fn evaluate(
         summary: summarize(&results, &security_groups),
         instances: results,
         security_groups,
+    }
+}
+
+/// Judges one (account, region) a page of instances at a time, so that a scan holds one page of
+/// instances, not the region's fleet: the region's groups are read first (an instance's verdict
+/// needs the violations of its groups), then each page is judged and handed on, and only the
+/// violating groups, their attachment counts and the totals are kept until [`finish`].
+///
+/// The verdicts are those of [`evaluate`] on the whole region, each stamped with the account.
+///
+/// [`finish`]: RegionJudge::finish
+#[derive(Debug)]
+pub struct RegionJudge<'s> {
+    account_id: String,
+    region: String,
+    settings: &'s ScanSettings,
+    today: Day,
+    /// The violating groups (their rules dropped), by id.
+    groups: HashMap<String, SecurityGroup>,
+    /// Their violations, by group id.
+    violations: HashMap<String, Vec<Violation>>,
+    /// Judged instances attached to each violating group.
+    attached: HashMap<String, u64>,
+    counts: Counts,
+}
+
+impl<'s> RegionJudge<'s> {
+    /// A judge for the region's `groups` (every group of one account and region), applying
+    /// `settings` on `today`.
+    pub fn new(
+        account_id: &str,
+        region: &str,
+        groups: Vec<SecurityGroup>,
+        settings: &'s ScanSettings,
+        today: Day,
+    ) -> RegionJudge<'s> {
+        let mut violations = HashMap::new();
+        let mut kept = HashMap::new();
+        for mut g in groups {
+            let v = group_violations(&g, settings);
+            if v.is_empty() || violations.contains_key(&g.id) {
+                continue;
+            }
+            g.ingress = Vec::new();
+            violations.insert(g.id.clone(), v);
+            kept.insert(g.id.clone(), g);
+        }
+        RegionJudge {
+            account_id: account_id.to_string(),
+            region: region.to_string(),
+            settings,
+            today,
+            groups: kept,
+            violations,
+            attached: HashMap::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// The verdicts on one page of the region's instances, sorted by instance id.
+    pub fn judge(&mut self, page: Vec<Instance>) -> Vec<InstanceResult> {
+        let region = self.region.as_str();
+        let violations = &self.violations;
+        let mut out: Vec<InstanceResult> = page
+            .into_iter()
+            .map(|i| {
+                let mut r = judge(
+                    i,
+                    |r, g| (r == region).then(|| violations.get(g).cloned()).flatten(),
+                    self.settings,
+                    self.today,
+                );
+                r.account_id = self.account_id.clone();
+                r
+            })
+            .collect();
+        out.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        for r in &out {
+            for g in &r.security_groups {
+                if self.violations.contains_key(g) {
+                    *self.attached.entry(g.clone()).or_default() += 1;
+                }
+            }
+        }
+        let page = summarize(&out, &[]);
+        self.counts.add(&Counts::of(&page));
+        out
+    }
+
+    /// The region's violating groups, sorted by id, and its totals.
+    pub fn finish(self) -> (Vec<GroupResult>, Counts) {
+        let mut groups: Vec<GroupResult> = self
+            .groups
+            .into_values()
+            .map(|g| {
+                let (exemptions, expired_exemptions) =
+                    group_exemptions(&g.id, self.settings, self.today);
+                GroupResult {
+                    attached_instances: self.attached.get(&g.id).copied().unwrap_or(0),
+                    violations: self.violations.get(&g.id).cloned().unwrap_or_default(),
+                    group_id: g.id,
+                    account_id: self.account_id.clone(),
+                    group_name: g.name,
+                    vpc_id: g.vpc_id,
+                    region: g.region,
+                    exemptions,
+                    expired_exemptions,
+                }
+            })
+            .collect();
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        let mut counts = self.counts;
+        counts.add(&Counts::of(&summarize(&[], &groups)));
+        (groups, counts)
     }
 }

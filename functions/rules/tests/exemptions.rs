@@ -660,6 +660,7 @@ fn coverage_names_what_each_exemption_covered() {
         summary: e.summary,
         instances: e.instances,
         security_groups: e.security_groups,
+        errors: Vec::new(),
     };
 
     let active = scan.exemption_coverage(false);

@@ -3,8 +3,9 @@
 
 use compliance_rules::exemptions::Day;
 use compliance_rules::input::{Instance, IpPermission, SecurityGroup};
+use compliance_rules::result::Counts;
 use compliance_rules::result::{Reason, ScanSettings};
-use compliance_rules::verdict::{compliance_percentage, evaluate};
+use compliance_rules::verdict::{compliance_percentage, evaluate, RegionJudge};
 use proptest::prelude::*;
 
 fn s(v: &str) -> String {
@@ -336,5 +337,52 @@ proptest! {
         for i in &e.instances {
             prop_assert_eq!(i.compliant, !i.exempt && i.missing_tags.is_empty() && i.violations.is_empty());
         }
+    }
+
+    /// A region judged a page at a time gives [`evaluate`]'s verdicts and totals, each stamped
+    /// with the account, wherever the pages split the fleet and whatever an exemption names.
+    #[test]
+    fn judging_by_page_equals_judging_the_whole_region(
+        (instances, groups) in arb_fleet(),
+        cuts in proptest::collection::vec(0usize..8, 0..4),
+        exempt_group in 0usize..6,
+    ) {
+        let settings = ScanSettings {
+            exemptions: vec![compliance_rules::exemptions::Exemption {
+            id: s("waiver"),
+            instances: vec![],
+            groups: vec![format!("sg-{exempt_group}")],
+            tags: Default::default(),
+            checks: vec![compliance_rules::exemptions::Check::Ingress],
+            reason: s("r"),
+            owner: s("o"),
+            expires: s("2024-12-31"),
+        }],
+            ..ScanSettings::default()
+        };
+        let whole = evaluate(instances.clone(), &groups, &settings, today());
+        let mut judge = RegionJudge::new("111122223333", "us-east-1", groups, &settings, today());
+        let mut paged = Vec::new();
+        let mut rest = instances;
+        for cut in cuts {
+            let tail = rest.split_off(cut.min(rest.len()));
+            paged.extend(judge.judge(rest));
+            rest = tail;
+        }
+        paged.extend(judge.judge(rest));
+        let (groups, counts) = judge.finish();
+        paged.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        let mut expected = whole.instances;
+        for i in &mut expected {
+            prop_assert_eq!(&i.account_id, "");
+            i.account_id = s("111122223333");
+        }
+        prop_assert_eq!(paged, expected);
+        let mut expected_groups = whole.security_groups;
+        for g in &mut expected_groups {
+            g.account_id = s("111122223333");
+        }
+        prop_assert_eq!(groups, expected_groups);
+        prop_assert_eq!(counts, Counts::of(&whole.summary));
     }
 }

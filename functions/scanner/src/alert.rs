@@ -350,9 +350,11 @@ mod tests {
                 instances_missing_tags: 0,
                 open_rules: 0,
                 exempted_findings: 0,
+                accounts: Vec::new(),
             },
             instances,
             security_groups: vec![],
+            errors: Vec::new(),
         }
     }
 

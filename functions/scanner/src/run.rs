@@ -220,6 +220,7 @@ pub async fn run_scan(config: &Config, clients: &Clients) -> anyhow::Result<RunR
         summary: evaluation.summary,
         instances: evaluation.instances,
         security_groups: evaluation.security_groups,
+        errors: Vec::new(),
     };
 
     let key = outputs::result_key(started_at);

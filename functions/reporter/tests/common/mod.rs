@@ -225,9 +225,11 @@ pub fn scan_of(started_at: &str, instances: Vec<InstanceResult>) -> ScanResult {
             instances_missing_tags: count(|i| !i.missing_tags.is_empty()),
             open_rules: 0,
             exempted_findings: 0,
+            accounts: Vec::new(),
         },
         instances,
         security_groups: vec![],
+        errors: Vec::new(),
     }
 }
 

@@ -58,9 +58,11 @@ fn scan(time: &str, verdicts: &[(&str, Verdict)]) -> ScanResult {
             instances_missing_tags: non_compliant,
             open_rules: 0,
             exempted_findings: 0,
+            accounts: Vec::new(),
         },
         instances,
         security_groups: vec![],
+        errors: Vec::new(),
     }
 }
 
