@@ -50,6 +50,25 @@ pub struct Fidelity {
     pub drop_answers: f64,
     /// Latency added before each request is forwarded.
     pub latency: Duration,
+    /// Regions not enabled in an account (opt-in Regions it has not enabled), by account id, or
+    /// `"*"` for every account. An EC2 request signed for such a region in that account answers
+    /// 401 AuthFailure "AWS was not able to validate the provided access credentials", not
+    /// forwarded. While any region is listed, DescribeRegions answers as EC2 does: such a region's
+    /// OptInStatus is `not-opted-in`, not-opted-in Regions are left out unless the request sets
+    /// `AllRegions=true`, and only the Regions of the request's partition are listed (moto lists
+    /// every Region of every partition, enabled or not). A request's account is the one its access
+    /// key was issued in by an AssumeRole answered through the proxy, else moto's default
+    /// `123456789012`.
+    pub disabled_regions: BTreeMap<String, BTreeSet<String>>,
+    /// STS AssumeRole checks the role's trust policy, as AWS does (moto lets any role ARN be
+    /// assumed, even one that does not exist): the role must have been created through the proxy
+    /// in the ARN's account (CreateRole, not since deleted; UpdateAssumeRolePolicy followed) and an
+    /// Allow statement for `sts:AssumeRole` must name the caller's account (its id, an ARN in it,
+    /// or `*`) as an `AWS` principal, with a `StringEquals` `sts:ExternalId` condition, if any, met
+    /// by the request's ExternalId. Other condition keys are not evaluated. Otherwise 403
+    /// AccessDenied "User: ... is not authorized to perform: sts:AssumeRole on resource: ARN", not
+    /// forwarded.
+    pub trust_policies: bool,
 }
 
 impl Default for Fidelity {
@@ -66,6 +85,8 @@ impl Default for Fidelity {
             undeletable_prefixes: Vec::new(),
             drop_answers: 0.0,
             latency: Duration::ZERO,
+            disabled_regions: BTreeMap::new(),
+            trust_policies: false,
         }
     }
 }
@@ -113,6 +134,11 @@ pub struct Counters {
     pub undeletable: u64,
     /// Answers dropped.
     pub dropped: u64,
+    /// EC2 requests refused (401 AuthFailure) for a region not enabled in the account
+    /// (`disabled_regions`), by `account/region`.
+    pub region_not_enabled: BTreeMap<String, u64>,
+    /// AssumeRole requests refused by `trust_policies`, by role ARN.
+    pub assume_role_denied: BTreeMap<String, u64>,
 }
 
 impl Counters {
@@ -364,6 +390,10 @@ struct State {
     roles: HashMap<String, Instant>,
     /// Functions whose state the proxy tracks, by name.
     functions: HashMap<String, Function>,
+    /// The account of each access key an AssumeRole answer issued.
+    keys: HashMap<String, String>,
+    /// Trust policies of roles created through the proxy, by (account, role name).
+    trusts: HashMap<(String, String), serde_json::Value>,
 }
 
 struct Function {
@@ -400,11 +430,25 @@ enum Plan {
 
 enum After {
     Nothing,
-    CreateRole(String),
+    /// A role made: its name, and the account and trust policy it was made with.
+    CreateRole(String, Option<(String, Option<serde_json::Value>)>),
     DeleteRole(String),
+    /// A role's trust policy was set (CreateRole or UpdateAssumeRolePolicy): (account, name).
+    TrustPolicy(String, String, Option<serde_json::Value>),
+    /// The keys an AssumeRole answer issues.
+    AssumeRole,
+    /// DescribeRegions in an account, with AllRegions or not, in a partition.
+    DescribeRegions {
+        account: String,
+        all: bool,
+        partition: &'static str,
+    },
     CreateFunction,
     UpdateFunction(String),
-    ReadFunction { name: String, nested: bool },
+    ReadFunction {
+        name: String,
+        nested: bool,
+    },
     DeleteFunction(String),
     DeleteObjects(Vec<(String, Option<String>)>),
 }
@@ -418,7 +462,29 @@ impl State {
             counters: Counters::default(),
             roles: HashMap::new(),
             functions: HashMap::new(),
+            keys: HashMap::new(),
+            trusts: HashMap::new(),
         }
+    }
+
+    /// The account a request is made in: its access key's, as an AssumeRole answer issued it;
+    /// moto's default account otherwise.
+    fn account_of(&self, call: &Call) -> String {
+        call.access_key
+            .as_ref()
+            .and_then(|k| self.keys.get(k))
+            .cloned()
+            .unwrap_or_else(|| MOTO_DEFAULT_ACCOUNT.to_string())
+    }
+
+    /// Whether `region` is not enabled in `account`.
+    fn region_disabled(&self, account: &str, region: &str) -> bool {
+        [account, "*"].iter().any(|a| {
+            self.config
+                .disabled_regions
+                .get(*a)
+                .is_some_and(|r| r.contains(region))
+        })
     }
 
     /// True with probability `rate`; draws nothing when the knob is off.
@@ -469,19 +535,46 @@ impl State {
         match call.service.as_str() {
             "s3" => self.before_s3(call, request),
             "lambda" => self.before_lambda(call, now),
-            "iam" => match call.param("Action") {
-                Some("CreateRole") => Plan::Forward(After::CreateRole(
-                    call.param("RoleName").unwrap_or_default().to_string(),
-                )),
-                Some("DeleteRole") => Plan::Forward(After::DeleteRole(
-                    call.param("RoleName").unwrap_or_default().to_string(),
-                )),
-                _ => Plan::Forward(After::Nothing),
-            },
+            "ec2" => self.before_ec2(call),
+            "iam" => {
+                let name = call.param("RoleName").unwrap_or_default().to_string();
+                let policy = || {
+                    call.param("AssumeRolePolicyDocument")
+                        .and_then(|d| serde_json::from_str(d).ok())
+                };
+                match call.param("Action") {
+                    Some("CreateRole") => Plan::Forward(After::CreateRole(
+                        name.clone(),
+                        Some((self.account_of(call), policy())),
+                    )),
+                    Some("UpdateAssumeRolePolicy") => {
+                        Plan::Forward(After::TrustPolicy(self.account_of(call), name, policy()))
+                    }
+                    Some("DeleteRole") => {
+                        self.trusts.remove(&(self.account_of(call), name.clone()));
+                        Plan::Forward(After::DeleteRole(name))
+                    }
+                    _ => Plan::Forward(After::Nothing),
+                }
+            }
             "sts" if call.param("Action") == Some("AssumeRole") => {
                 let arn = call.param("RoleArn").unwrap_or_default();
+                if self.config.trust_policies && !self.trusted(call, arn) {
+                    *self
+                        .counters
+                        .assume_role_denied
+                        .entry(arn.to_string())
+                        .or_default() += 1;
+                    let message = format!(
+                        "User: arn:aws:iam::{}:user/moto is not authorized to perform: \
+                         sts:AssumeRole on resource: {arn}",
+                        self.account_of(call)
+                    );
+                    let id = self.request_id();
+                    return Plan::Answer(query_error(403, "AccessDenied", &message, &id));
+                }
                 if !self.role_is_young(arn, now) {
-                    return Plan::Forward(After::Nothing);
+                    return Plan::Forward(After::AssumeRole);
                 }
                 self.counters.role_not_ready += 1;
                 let account = arn.split(':').nth(4).unwrap_or("123456789012");
@@ -516,18 +609,11 @@ impl State {
                 &id,
                 head_only,
             ),
-            "ec2" => respond(
+            "ec2" => ec2_error(
                 503,
-                &[
-                    ("Content-Type", "text/xml;charset=UTF-8".into()),
-                    ("x-amzn-RequestId", id.clone()),
-                ],
-                format!(
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\
-                     <Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message>\
-                     </Error></Errors><RequestID>{id}</RequestID></Response>"
-                )
-                .into_bytes(),
+                "RequestLimitExceeded",
+                "Request limit exceeded.",
+                &id,
                 head_only,
             ),
             _ if call.form.is_none() => {
@@ -715,6 +801,126 @@ impl State {
         }
     }
 
+    fn before_ec2(&mut self, call: &Call) -> Plan {
+        let Some(region) = call.region.clone() else {
+            return Plan::Forward(After::Nothing);
+        };
+        let account = self.account_of(call);
+        if self.region_disabled(&account, &region) {
+            *self
+                .counters
+                .region_not_enabled
+                .entry(format!("{account}/{region}"))
+                .or_default() += 1;
+            let id = self.request_id();
+            return Plan::Answer(ec2_error(
+                401,
+                "AuthFailure",
+                "AWS was not able to validate the provided access credentials",
+                &id,
+                call.method == "HEAD",
+            ));
+        }
+        if call.param("Action") == Some("DescribeRegions")
+            && !self.config.disabled_regions.is_empty()
+        {
+            let all = call
+                .param("AllRegions")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            return Plan::Forward(After::DescribeRegions {
+                account,
+                all,
+                partition: partition_of(&region),
+            });
+        }
+        Plan::Forward(After::Nothing)
+    }
+
+    /// Whether the trust policy of the role `arn` names lets this caller assume it.
+    fn trusted(&self, call: &Call, arn: &str) -> bool {
+        let mut parts = arn.split(':');
+        let account = parts.nth(4).unwrap_or_default().to_string();
+        let name = arn.rsplit('/').next().unwrap_or_default().to_string();
+        let Some(policy) = self.trusts.get(&(account, name)) else {
+            return false;
+        };
+        let caller = self.account_of(call);
+        let external_id = call.param("ExternalId");
+        let list = |v: Option<&serde_json::Value>| -> Vec<String> {
+            match v {
+                Some(serde_json::Value::String(s)) => vec![s.clone()],
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        };
+        let statements = match policy.get("Statement") {
+            Some(serde_json::Value::Array(a)) => a.clone(),
+            Some(one) => vec![one.clone()],
+            None => Vec::new(),
+        };
+        statements.iter().any(|st| {
+            let allows = st.get("Effect").and_then(|e| e.as_str()) == Some("Allow");
+            let action = list(st.get("Action"))
+                .iter()
+                .any(|a| ["sts:AssumeRole", "sts:*", "*"].contains(&a.as_str()));
+            let principal = list(st.get("Principal").and_then(|p| p.get("AWS")))
+                .iter()
+                .any(|p| p == "*" || *p == caller || p.split(':').nth(4) == Some(caller.as_str()));
+            let external = st
+                .get("Condition")
+                .and_then(|c| c.get("StringEquals"))
+                .and_then(|c| c.get("sts:ExternalId"));
+            let external_ok = match external {
+                None => true,
+                Some(v) => external_id.is_some_and(|id| list(Some(v)).iter().any(|x| x == id)),
+            };
+            allows && action && principal && external_ok
+        })
+    }
+
+    /// A DescribeRegions answer as EC2 gives it in `account`: the Regions of `partition`, each
+    /// disabled one `not-opted-in`, and those left out unless `all`.
+    fn restate_regions(
+        &self,
+        body: &str,
+        account: &str,
+        all: bool,
+        partition: &str,
+    ) -> Option<String> {
+        let open = body.find("<regionInfo>")? + "<regionInfo>".len();
+        let close = open + body[open..].find("</regionInfo>")?;
+        let mut items = String::new();
+        let mut rest = &body[open..close];
+        while let Some(start) = rest.find("<item>") {
+            let end = start + rest[start..].find("</item>")? + "</item>".len();
+            let item = &rest[start..end];
+            rest = &rest[end..];
+            let name = element(item, "regionName").unwrap_or_default().trim();
+            if partition_of(name) != partition {
+                continue;
+            }
+            let mut status = element(item, "optInStatus")
+                .unwrap_or("opt-in-not-required")
+                .trim()
+                .to_string();
+            if self.region_disabled(account, name) {
+                status = "not-opted-in".to_string();
+            }
+            if status == "not-opted-in" && !all {
+                continue;
+            }
+            let endpoint = element(item, "regionEndpoint").unwrap_or_default();
+            items.push_str(&format!(
+                "<item><regionName>{name}</regionName><regionEndpoint>{endpoint}</regionEndpoint>\
+                 <optInStatus>{status}</optInStatus></item>"
+            ));
+        }
+        Some(format!("{}{items}{}", &body[..open], &body[close..]))
+    }
+
     fn role_not_ready(&mut self) -> Plan {
         self.counters.role_not_ready += 1;
         let id = self.request_id();
@@ -739,8 +945,36 @@ impl State {
         }
         match after {
             After::Nothing => {}
-            After::CreateRole(name) => {
+            After::CreateRole(name, trust) => {
+                if let Some((account, Some(policy))) = trust {
+                    self.trusts.insert((account, name.clone()), policy);
+                }
                 self.roles.insert(name, now);
+            }
+            After::TrustPolicy(account, name, policy) => {
+                if let Some(policy) = policy {
+                    self.trusts.insert((account, name), policy);
+                }
+            }
+            After::AssumeRole => {
+                let body = String::from_utf8_lossy(&answer.decoded_body()).into_owned();
+                let key = element(&body, "AccessKeyId");
+                // arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION
+                let account = element(&body, "Arn").and_then(|a| a.split(':').nth(4));
+                if let (Some(key), Some(account)) = (key, account) {
+                    self.keys
+                        .insert(key.trim().to_string(), account.to_string());
+                }
+            }
+            After::DescribeRegions {
+                account,
+                all,
+                partition,
+            } => {
+                let body = String::from_utf8_lossy(&answer.decoded_body()).into_owned();
+                if let Some(changed) = self.restate_regions(&body, &account, all, partition) {
+                    answer.set_body(changed.into_bytes());
+                }
             }
             After::DeleteRole(name) => {
                 self.roles.remove(&name);
@@ -894,6 +1128,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         409 => "Conflict",
         429 => "Too Many Requests",
@@ -934,6 +1169,39 @@ fn lambda_error(status: u16, code: &str, body: String, id: &str) -> Message {
         body.into_bytes(),
         false,
     )
+}
+
+/// EC2 (its own query dialect): `Response` / `Errors` XML.
+fn ec2_error(status: u16, code: &str, message: &str, id: &str, head_only: bool) -> Message {
+    respond(
+        status,
+        &[
+            ("Content-Type", "text/xml;charset=UTF-8".into()),
+            ("x-amzn-RequestId", id.into()),
+        ],
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\
+             <Code>{code}</Code><Message>{}</Message></Error></Errors><RequestID>{id}</RequestID>\
+             </Response>",
+            xml_escape(message)
+        )
+        .into_bytes(),
+        head_only,
+    )
+}
+
+/// The account moto serves a request in when its access key is not one moto issued.
+const MOTO_DEFAULT_ACCOUNT: &str = "123456789012";
+
+/// The partition of a region name.
+fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
 }
 
 /// Query protocols (IAM, STS, SNS, CloudWatch): `ErrorResponse` XML.
@@ -983,6 +1251,10 @@ fn s3_error(
 
 struct Call {
     service: String,
+    /// The access key the request was signed with, from its credential scope.
+    access_key: Option<String>,
+    /// The region it was signed for, from its credential scope.
+    region: Option<String>,
     kind: String,
     method: String,
     /// The request target's path, still percent-encoded.
@@ -1012,8 +1284,21 @@ impl Call {
             (None, None) => format!("{service}:{method} {}", rest_shape(path, query)),
         };
         let form = (target_header.is_none() && action.is_some()).then(|| params(&text));
+        let scope = request
+            .head
+            .header("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .map(|c| c.split([',', ' ']).next().unwrap_or(c).to_string());
+        let scope_part = |n: usize| {
+            scope
+                .as_deref()
+                .and_then(|c| c.split('/').nth(n))
+                .map(str::to_string)
+        };
         Call {
             service,
+            access_key: scope_part(0),
+            region: scope_part(2),
             kind,
             method,
             path: path.to_string(),

@@ -1005,3 +1005,237 @@ async fn dropped_answers_are_retried_by_the_client() {
     // Each lost answer cost one more request.
     assert_eq!(c.total_requests(), 1 + 24 + c.dropped, "{c:?}");
 }
+
+/// SDK configuration for the proxy with the credentials an AssumeRole answer issued.
+async fn sdk_as(
+    proxy: &FidelityProxy,
+    region: &str,
+    creds: &aws_sdk_sts::types::Credentials,
+) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(proxy.endpoint())
+        .region(Region::new(region.to_string()))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            creds.access_key_id(),
+            creds.secret_access_key(),
+            Some(creds.session_token().to_string()),
+            None,
+            "assumed",
+        ))
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .load()
+        .await
+}
+
+fn regions_of(
+    out: &aws_sdk_ec2::operation::describe_regions::DescribeRegionsOutput,
+) -> BTreeMap<String, String> {
+    out.regions()
+        .iter()
+        .map(|r| {
+            (
+                r.region_name().unwrap_or_default().to_string(),
+                r.opt_in_status().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_region_not_enabled_in_an_account_refuses_ec2_and_reads_not_opted_in() {
+    let moto = Moto::start();
+    let proxy = FidelityProxy::start(&moto, Fidelity::default());
+    let cfg = sdk(&proxy, 1).await;
+    // Keys of a member account, as moto issues them for any role ARN there.
+    let member = aws_sdk_sts::Client::new(&cfg)
+        .assume_role()
+        .role_arn("arn:aws:iam::222222222222:role/Bootstrap")
+        .role_session_name("knob")
+        .send()
+        .await
+        .expect("AssumeRole")
+        .credentials
+        .expect("credentials");
+    proxy.set(Fidelity {
+        disabled_regions: BTreeMap::from([(
+            "222222222222".to_string(),
+            BTreeSet::from(["eu-west-1".to_string()]),
+        )]),
+        ..Fidelity::default()
+    });
+    let member_west = aws_sdk_ec2::Client::new(&sdk_as(&proxy, "eu-west-1", &member).await);
+    let err = member_west
+        .describe_instances()
+        .send()
+        .await
+        .expect_err("eu-west-1 is not enabled in 222222222222");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(401));
+    assert_eq!(err.code(), Some("AuthFailure"));
+    assert_eq!(
+        err.message(),
+        Some("AWS was not able to validate the provided access credentials")
+    );
+    // The same region in the caller's own account, and another region of the member: served.
+    let own_west = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&cfg)
+            .region(Region::new("eu-west-1"))
+            .build(),
+    );
+    own_west
+        .describe_instances()
+        .send()
+        .await
+        .expect("own eu-west-1");
+    let member_east = aws_sdk_ec2::Client::new(&sdk_as(&proxy, REGION, &member).await);
+    member_east
+        .describe_security_groups()
+        .send()
+        .await
+        .expect("member us-east-1");
+
+    // DescribeRegions as EC2 answers it: enabled Regions of the partition only, unless AllRegions.
+    let enabled = regions_of(
+        &member_east
+            .describe_regions()
+            .send()
+            .await
+            .expect("regions"),
+    );
+    assert!(
+        enabled.contains_key("us-east-1") && !enabled.contains_key("eu-west-1"),
+        "{enabled:?}"
+    );
+    assert!(enabled.values().all(|s| s != "not-opted-in"), "{enabled:?}");
+    assert!(
+        enabled
+            .keys()
+            .all(|r| !r.starts_with("cn-") && !r.starts_with("us-gov-")),
+        "{enabled:?}"
+    );
+    let all = regions_of(
+        &member_east
+            .describe_regions()
+            .all_regions(true)
+            .send()
+            .await
+            .expect("all regions"),
+    );
+    assert_eq!(
+        all.get("eu-west-1").map(String::as_str),
+        Some("not-opted-in")
+    );
+    assert_eq!(
+        all.get("us-east-1").map(String::as_str),
+        Some("opt-in-not-required")
+    );
+    let own = regions_of(
+        &aws_sdk_ec2::Client::new(&cfg)
+            .describe_regions()
+            .send()
+            .await
+            .expect("own regions"),
+    );
+    assert_eq!(
+        own.get("eu-west-1").map(String::as_str),
+        Some("opt-in-not-required")
+    );
+
+    let c = proxy.counters();
+    assert_eq!(
+        c.region_not_enabled,
+        BTreeMap::from([("222222222222/eu-west-1".to_string(), 1)]),
+        "{c:?}"
+    );
+    assert_eq!(c.requests.get("ec2:DescribeInstances"), Some(&2));
+}
+
+#[tokio::test]
+async fn assume_role_follows_the_roles_trust_policy() {
+    let moto = Moto::start();
+    let proxy = FidelityProxy::start(&moto, Fidelity::default());
+    let cfg = sdk(&proxy, 1).await;
+    let sts = aws_sdk_sts::Client::new(&cfg);
+    // Into the member account (moto lets any role be assumed while the knob is off), then make
+    // the member role there: it trusts the caller's account with an external id.
+    let member = sts
+        .assume_role()
+        .role_arn("arn:aws:iam::222222222222:role/OrganizationAccountAccessRole")
+        .role_session_name("setup")
+        .send()
+        .await
+        .expect("AssumeRole while the knob is off")
+        .credentials
+        .expect("credentials");
+    let iam = aws_sdk_iam::Client::new(&sdk_as(&proxy, REGION, &member).await);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"ext-1"}}}]}"#;
+    let arn = iam
+        .create_role()
+        .role_name("ComplianceScannerMember")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .expect("CreateRole")
+        .role()
+        .expect("role")
+        .arn()
+        .to_string();
+    assert_eq!(
+        arn,
+        "arn:aws:iam::222222222222:role/ComplianceScannerMember"
+    );
+    proxy.set(Fidelity {
+        trust_policies: true,
+        ..Fidelity::default()
+    });
+    let assume = |arn: &str, external: Option<&str>| {
+        sts.assume_role()
+            .role_arn(arn)
+            .role_session_name("scan")
+            .set_external_id(external.map(str::to_string))
+            .send()
+    };
+    let creds = assume(&arn, Some("ext-1"))
+        .await
+        .expect("the trusted caller with the external id")
+        .credentials
+        .expect("credentials");
+    // The keys work in the member account.
+    aws_sdk_ec2::Client::new(&sdk_as(&proxy, REGION, &creds).await)
+        .describe_instances()
+        .send()
+        .await
+        .expect("member fleet");
+    let missing = "arn:aws:iam::333333333333:role/ComplianceScannerMember";
+    for (role, external) in [
+        (arn.as_str(), None),
+        (arn.as_str(), Some("wrong")),
+        (missing, Some("ext-1")),
+    ] {
+        let err = assume(role, external).await.expect_err("refused");
+        assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+        assert_eq!(err.code(), Some("AccessDenied"), "{role} {external:?}");
+        assert_eq!(
+            err.message(),
+            Some(
+                format!(
+                    "User: arn:aws:iam::123456789012:user/moto is not authorized to perform: \
+                     sts:AssumeRole on resource: {role}"
+                )
+                .as_str()
+            )
+        );
+    }
+    // Deleted, it is gone.
+    iam.delete_role()
+        .role_name("ComplianceScannerMember")
+        .send()
+        .await
+        .expect("DeleteRole");
+    assert!(assume(&arn, Some("ext-1")).await.is_err());
+    let c = proxy.counters();
+    assert_eq!(
+        c.assume_role_denied,
+        BTreeMap::from([(arn.clone(), 3), (missing.to_string(), 1)]),
+        "{c:?}"
+    );
+}
