@@ -8,6 +8,7 @@
 pub mod alert;
 pub mod calls;
 pub mod config;
+pub mod events;
 pub mod fetch;
 pub mod outputs;
 pub mod run;
@@ -98,15 +99,23 @@ pub async fn cli_scan(args: ScanArgs) -> ExitCode {
     }
 }
 
-/// Serves invocations until the runtime stops: one scan per event (the event's content is not
-/// used: a schedule or a manual invoke both mean "scan now"). Settings and clients are made once,
+/// Serves invocations until the runtime stops: an SQS batch goes to the event mode ([`events`]);
+/// any other event is one scan (its content is not used: a schedule or a manual invoke both mean
+/// "scan now"). Settings and clients are made once,
 /// before the first event, and borrowed by every invocation.
 async fn lambda_main() -> Result<(), lambda_runtime::Error> {
     let args = LambdaArgs::try_parse_from(["compliance-scanner"])?.scan;
     let (config, clients) = setup(args).await?;
     let (config, clients) = (&config, &clients);
     lambda_runtime::run(service_fn(
-        move |_event: LambdaEvent<serde_json::Value>| async move { handle(config, clients).await },
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            // An SQS batch carries changes (event mode); anything else means "scan now".
+            if events::is_sqs_batch(&event.payload) {
+                return events::serve(event.payload).await;
+            }
+            let report = handle(config, clients).await?;
+            Ok(serde_json::to_value(report)?)
+        },
     ))
     .await
 }
