@@ -1,11 +1,20 @@
-//! The SNS alert: a subject a person can read in a mail client and a body that lists the worst
-//! offenders first, within SNS's limits however large the fleet.
+//! The SNS alert: a subject a person can read in a mail client and a body that names the worst
+//! accounts and then the worst offenders first, within SNS's limits however large the fleet.
+//!
+//! The scanner never holds the whole result, so the alert is written from a [`Digest`]: the
+//! totals, the errors, and at most [`MAX_OFFENDERS`] instances (the worst) and [`MAX_GROUPS`]
+//! groups, kept as the scan goes: more than the message can name.
 
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::fmt::Write as _;
 
 use compliance_rules::exemptions::Check;
 use compliance_rules::report::describe_violation;
-use compliance_rules::result::{Applied, Coverage, InstanceResult, Reason, ScanResult, Violation};
+use compliance_rules::result::{
+    AccountSummary, Applied, Coverage, GroupResult, InstanceResult, Reason, ScanError, ScanResult,
+    Summary, Violation,
+};
 
 use compliance_rules::sns::field;
 pub use compliance_rules::sns::{MAX_MESSAGE_BYTES, MAX_SUBJECT_CHARS};
@@ -13,9 +22,217 @@ pub use compliance_rules::sns::{MAX_MESSAGE_BYTES, MAX_SUBJECT_CHARS};
 /// The body's own budget: below the cap, with room for the closing line that says what was cut.
 const BODY_BUDGET: usize = MAX_MESSAGE_BYTES - 4_096;
 
+/// Offenders a digest keeps: more than the body's budget can name (a block is 60 bytes or more).
+pub const MAX_OFFENDERS: usize = 4_500;
+/// Violating groups a digest keeps.
+pub const MAX_GROUPS: usize = 2_000;
+/// Resources kept per expired exemption (the message names 10; the rest are counted).
+const MAX_EXPIRED_KEPT: usize = 100;
+/// Accounts and errors the body names.
+const MAX_ACCOUNTS: usize = 50;
+const MAX_ERRORS: usize = 30;
+
+/// How bad an offender is ([`severity`]), then (account, region, id) reversed: the greater key
+/// is the worse offender, ties named in id order.
+type Rank = (
+    (usize, usize, usize, usize),
+    Reverse<(String, String, String)>,
+);
+
+/// An offender ranked for the digest.
+#[derive(Debug)]
+struct Ranked {
+    key: Rank,
+    instance: InstanceResult,
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Ranked) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Ranked) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Ranked) -> Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+/// What an expired exemption would cover, as far as the digest keeps it.
+#[derive(Debug, Clone)]
+struct Expired {
+    owner: Option<String>,
+    checks: BTreeSet<Check>,
+    /// The first resources by id, at most [`MAX_EXPIRED_KEPT`].
+    resources: BTreeSet<String>,
+    /// Resources seen beyond those kept.
+    more: u64,
+}
+
+/// What the alert needs of a scan, bounded however large the fleet: fed a page of verdicts and a
+/// region's groups at a time.
+#[derive(Debug, Default)]
+pub struct Digest {
+    /// The stack.
+    pub stack: String,
+    /// The scanner's own account.
+    pub account_id: Option<String>,
+    /// The regions scanned.
+    pub regions: Vec<String>,
+    /// When the scan finished.
+    pub finished_at: String,
+    /// The totals, with the per-account breakdown.
+    pub summary: Summary,
+    /// What could not be scanned.
+    pub errors: Vec<ScanError>,
+    /// The worst offenders, at most [`MAX_OFFENDERS`] (a min-heap: the least bad on top).
+    offenders: BinaryHeap<Reverse<Ranked>>,
+    offenders_total: u64,
+    /// The first violating groups by (account, region, id), at most [`MAX_GROUPS`].
+    groups: BTreeMap<(String, String, String), GroupResult>,
+    groups_total: u64,
+    expired: BTreeMap<(String, Option<String>, Option<String>), Expired>,
+}
+
+impl Digest {
+    /// An empty digest.
+    pub fn new() -> Digest {
+        Digest::default()
+    }
+
+    /// The digest of a whole result (a result already in memory, as in tests).
+    pub fn of(result: &ScanResult) -> Digest {
+        let mut d = Digest {
+            stack: result.stack.clone(),
+            account_id: result.account_id.clone(),
+            regions: result.regions.clone(),
+            finished_at: result.finished_at.clone(),
+            summary: result.summary.clone(),
+            errors: result.errors.clone(),
+            ..Digest::default()
+        };
+        d.add_instances(&result.instances);
+        d.add_groups(&result.security_groups);
+        d
+    }
+
+    /// Takes in a page of verdicts: keeps the worst offenders and notes expired exemptions.
+    pub fn add_instances(&mut self, page: &[InstanceResult]) {
+        for i in page {
+            for a in &i.expired_exemptions {
+                let group = a.group_id.clone();
+                self.note_expired(a, Some(i.instance_id.clone()));
+                if group.is_some() {
+                    self.note_expired(a, group);
+                }
+            }
+            if i.compliant || i.exempt {
+                continue;
+            }
+            self.offenders_total += 1;
+            let key = (
+                severity(i),
+                Reverse((
+                    i.account_id.clone(),
+                    i.region.clone(),
+                    i.instance_id.clone(),
+                )),
+            );
+            if self.offenders.len() >= MAX_OFFENDERS {
+                let least = self.offenders.peek().map(|r| &r.0.key);
+                if least.is_some_and(|least| &key <= least) {
+                    continue;
+                }
+                self.offenders.pop();
+            }
+            self.offenders.push(Reverse(Ranked {
+                key,
+                instance: i.clone(),
+            }));
+        }
+    }
+
+    /// Takes in a region's violating groups.
+    pub fn add_groups(&mut self, groups: &[GroupResult]) {
+        for g in groups {
+            for a in &g.expired_exemptions {
+                self.note_expired(a, Some(g.group_id.clone()));
+            }
+            self.groups_total += 1;
+            let key = (g.account_id.clone(), g.region.clone(), g.group_id.clone());
+            if self.groups.len() >= MAX_GROUPS {
+                match self.groups.last_key_value() {
+                    Some((last, _)) if *last > key => {
+                        self.groups.pop_last();
+                    }
+                    _ => continue,
+                }
+            }
+            self.groups.insert(key, g.clone());
+        }
+    }
+
+    fn note_expired(&mut self, a: &Applied, resource: Option<String>) {
+        let e = self
+            .expired
+            .entry((a.id.clone(), a.expires.clone(), a.reason.clone()))
+            .or_insert_with(|| Expired {
+                owner: a.owner.clone(),
+                checks: BTreeSet::new(),
+                resources: BTreeSet::new(),
+                more: 0,
+            });
+        e.checks.insert(a.check);
+        let Some(r) = resource else { return };
+        if e.resources.contains(&r) {
+            return;
+        }
+        e.resources.insert(r);
+        if e.resources.len() > MAX_EXPIRED_KEPT {
+            e.resources.pop_last();
+            e.more += 1;
+        }
+    }
+
+    /// Offenders kept, worst first.
+    fn worst(&self) -> Vec<&InstanceResult> {
+        let mut list: Vec<&Ranked> = self.offenders.iter().map(|r| &r.0).collect();
+        list.sort_by(|a, b| b.cmp(a));
+        list.into_iter().map(|r| &r.instance).collect()
+    }
+
+    /// The expired exemptions as [`Coverage`] (resources as kept, in the instances list) with the
+    /// count of resources beyond them, by id and last day.
+    fn expired(&self) -> Vec<(Coverage, u64)> {
+        self.expired
+            .iter()
+            .map(|((id, expires, reason), e)| {
+                (
+                    Coverage {
+                        id: id.clone(),
+                        expires: expires.clone(),
+                        reason: reason.clone(),
+                        owner: e.owner.clone(),
+                        checks: e.checks.iter().copied().collect(),
+                        instances: e.resources.iter().cloned().collect(),
+                        groups: Vec::new(),
+                    },
+                    e.more,
+                )
+            })
+            .collect()
+    }
+}
+
 /// The alert's subject: stack, counts and percentage, printable ASCII, under 100 characters.
-pub fn subject(result: &ScanResult) -> String {
-    let s = &result.summary;
+pub fn subject(digest: &Digest) -> String {
+    let s = &digest.summary;
+    let result = digest;
     let judged = s.scanned - s.exempt;
     compliance_rules::sns::subject(&format!(
         "[{}] EC2 compliance: {} of {} instances non-compliant ({:.1}% compliant)",
@@ -108,9 +325,14 @@ fn instance_block(n: usize, i: &InstanceResult) -> String {
         .as_deref()
         .map(|n| format!(" \"{}\"", field(n, 100)))
         .unwrap_or_default();
+    let account = if i.account_id.is_empty() {
+        String::new()
+    } else {
+        format!("account {}, ", i.account_id)
+    };
     let _ = writeln!(
         b,
-        "{n}. {}{name} ({}, {})",
+        "{n}. {}{name} ({account}{}, {})",
         i.instance_id, i.region, i.state
     );
     if !i.missing_tags.is_empty() {
@@ -151,7 +373,7 @@ fn instance_block(n: usize, i: &InstanceResult) -> String {
 
 /// The expired exemptions that still match resources, one line each: who to ask, since when,
 /// and what they would cover. Empty when there are none.
-fn expired_section(expired: &[Coverage]) -> String {
+fn expired_section(expired: &[(Coverage, u64)]) -> String {
     let mut out = String::new();
     if expired.is_empty() {
         return out;
@@ -160,7 +382,7 @@ fn expired_section(expired: &[Coverage]) -> String {
         out,
         "\nExpired exemptions still matching resources (they waive nothing any more):"
     );
-    for c in expired.iter().take(MAX_EXPIRED) {
+    for (c, beyond) in expired.iter().take(MAX_EXPIRED) {
         let resources: Vec<&String> = c.instances.iter().chain(&c.groups).collect();
         let mut named = resources
             .iter()
@@ -168,12 +390,9 @@ fn expired_section(expired: &[Coverage]) -> String {
             .map(|r| r.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        if resources.len() > MAX_EXPIRED_RESOURCES {
-            let _ = write!(
-                named,
-                " and {} more",
-                resources.len() - MAX_EXPIRED_RESOURCES
-            );
+        let more = resources.len().saturating_sub(MAX_EXPIRED_RESOURCES) as u64 + beyond;
+        if more > 0 {
+            let _ = write!(named, " and {more} more");
         }
         let checks: Vec<&str> = c.checks.iter().map(|c| c.as_str()).collect();
         let _ = writeln!(
@@ -196,16 +415,104 @@ fn expired_section(expired: &[Coverage]) -> String {
     out
 }
 
-/// The alert's body: totals, where the full result is, the non-compliant instances worst first,
-/// then the violating groups. Stops adding entries before SNS's cap and says how many were left out.
-pub fn body(result: &ScanResult, bucket: &str, key: &str) -> String {
-    let s = &result.summary;
+/// What could not be scanned, one line per account or region: empty when everything was read.
+fn errors_section(errors: &[ScanError]) -> String {
     let mut out = String::new();
+    if errors.is_empty() {
+        return out;
+    }
     let _ = writeln!(
         out,
-        "EC2 compliance scan of stack {} (account {}, regions {}) at {}.",
+        "\nNot scanned ({} account(s) or region(s); the totals leave them out):",
+        errors.len()
+    );
+    for e in errors.iter().take(MAX_ERRORS) {
+        let _ = writeln!(
+            out,
+            "- account {} {}: {}",
+            e.account_id,
+            e.region.as_deref().unwrap_or("(every region)"),
+            field(&e.cause, 400)
+        );
+    }
+    if errors.len() > MAX_ERRORS {
+        let _ = writeln!(
+            out,
+            "- ... and {} more, listed in the full result's errors.",
+            errors.len() - MAX_ERRORS
+        );
+    }
+    out
+}
+
+/// The accounts, worst first (most non-compliant instances, then the lowest percentage), when the
+/// scan covered more than one.
+fn accounts_section(accounts: &[AccountSummary]) -> String {
+    let mut out = String::new();
+    if accounts.len() < 2 {
+        return out;
+    }
+    let mut list: Vec<&AccountSummary> = accounts.iter().collect();
+    list.sort_by(|a, b| {
+        b.counts
+            .non_compliant
+            .cmp(&a.counts.non_compliant)
+            .then(
+                a.counts
+                    .compliance_percentage
+                    .total_cmp(&b.counts.compliance_percentage),
+            )
+            .then_with(|| a.account_id.cmp(&b.account_id))
+    });
+    let _ = writeln!(out, "\nAccounts, worst first:");
+    for a in list.iter().take(MAX_ACCOUNTS) {
+        let c = &a.counts;
+        let failed = if a.errors > 0 {
+            format!("; {} region(s) not scanned", a.errors)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "- {}: {} of {} non-compliant ({:.1}% compliant), {} open rules{failed}",
+            a.account_id,
+            c.non_compliant,
+            c.scanned - c.exempt,
+            c.compliance_percentage,
+            c.open_rules
+        );
+    }
+    if list.len() > MAX_ACCOUNTS {
+        let _ = writeln!(
+            out,
+            "- ... and {} more accounts.",
+            list.len() - MAX_ACCOUNTS
+        );
+    }
+    out
+}
+
+/// The alert's body: totals, where the full result is, the non-compliant instances worst first,
+/// then the violating groups. Stops adding entries before SNS's cap and says how many were left out.
+pub fn body(result: &Digest, bucket: &str, key: &str) -> String {
+    let s = &result.summary;
+    let mut out = String::new();
+    let accounts = if s.accounts.len() > 1 {
+        format!(
+            "{} accounts from account {}",
+            s.accounts.len(),
+            result.account_id.as_deref().unwrap_or("unknown")
+        )
+    } else {
+        format!(
+            "account {}",
+            result.account_id.as_deref().unwrap_or("unknown")
+        )
+    };
+    let _ = writeln!(
+        out,
+        "EC2 compliance scan of stack {} ({accounts}, regions {}) at {}.",
         result.stack,
-        result.account_id.as_deref().unwrap_or("unknown"),
         result.regions.join(", "),
         result.finished_at
     );
@@ -226,20 +533,13 @@ pub fn body(result: &ScanResult, bucket: &str, key: &str) -> String {
             s.exempted_findings
         );
     }
-    // Before the offenders, so a large fleet's list never pushes it out of the message.
-    out.push_str(&expired_section(&result.exemption_coverage(true)));
+    // Before the offenders, so a large fleet's list never pushes them out of the message.
+    out.push_str(&errors_section(&result.errors));
+    out.push_str(&accounts_section(&s.accounts));
+    out.push_str(&expired_section(&result.expired()));
     let _ = writeln!(out, "\nFull result: s3://{bucket}/{key}\n");
 
-    let mut offenders: Vec<&InstanceResult> = result
-        .instances
-        .iter()
-        .filter(|i| !i.compliant && !i.exempt)
-        .collect();
-    offenders.sort_by(|a, b| {
-        severity(b)
-            .cmp(&severity(a))
-            .then_with(|| (&a.region, &a.instance_id).cmp(&(&b.region, &b.instance_id)))
-    });
+    let offenders = result.worst();
     let _ = writeln!(out, "Non-compliant instances, worst first:");
     let mut shown = 0;
     for (n, i) in offenders.iter().enumerate() {
@@ -251,11 +551,17 @@ pub fn body(result: &ScanResult, bucket: &str, key: &str) -> String {
         shown += 1;
     }
     let mut groups_shown = 0;
-    if shown == offenders.len() && !result.security_groups.is_empty() {
+    let all_offenders_shown = shown as u64 == result.offenders_total;
+    if all_offenders_shown && !result.groups.is_empty() {
         let _ = writeln!(out, "\nSecurity groups with rules open to the world:");
-        for g in &result.security_groups {
+        for g in result.groups.values() {
+            let account = if g.account_id.is_empty() {
+                String::new()
+            } else {
+                format!("account {}, ", g.account_id)
+            };
             let mut block = format!(
-                "- {} \"{}\" ({}, {}) attached to {} scanned instance(s)\n",
+                "- {} \"{}\" ({account}{}, {}) attached to {} scanned instance(s)\n",
                 g.group_id,
                 field(&g.group_name, 255),
                 g.vpc_id.as_deref().unwrap_or("no VPC"),
@@ -278,11 +584,11 @@ pub fn body(result: &ScanResult, bucket: &str, key: &str) -> String {
             groups_shown += 1;
         }
     }
-    let left_instances = offenders.len() - shown;
-    let left_groups = if shown == offenders.len() {
-        result.security_groups.len() - groups_shown
+    let left_instances = result.offenders_total - shown as u64;
+    let left_groups = if all_offenders_shown {
+        result.groups_total - groups_shown
     } else {
-        result.security_groups.len()
+        result.groups_total
     };
     if left_instances > 0 || left_groups > 0 {
         let _ = writeln!(
@@ -298,6 +604,14 @@ pub fn body(result: &ScanResult, bucket: &str, key: &str) -> String {
 mod tests {
     use super::*;
     use compliance_rules::result::{ScanSettings, Summary, Violation, SCAN_SCHEMA_VERSION};
+
+    fn body(r: &ScanResult, bucket: &str, key: &str) -> String {
+        super::body(&Digest::of(r), bucket, key)
+    }
+
+    fn subject(r: &ScanResult) -> String {
+        super::subject(&Digest::of(r))
+    }
 
     fn violation(group: &str, reason: Reason) -> Violation {
         Violation {

@@ -1,9 +1,9 @@
 //! Reads the fleet from EC2: one region's instances and security groups, paged, with tags inline.
 //!
 //! Each page is turned into the rules crate's small input structs at once and the SDK's copy is
-//! dropped, so memory grows with the fleet's facts, not with the API's full responses.
+//! dropped. Instances are handed on a page at a time ([`instance_pages`]), so a scan holds a page
+//! of them, not the region's fleet; groups are read whole (an instance's verdict needs them).
 
-use anyhow::Context;
 use aws_sdk_ec2::types::{Filter, Instance as Ec2Instance, IpPermission as Ec2Permission};
 use aws_sdk_ec2::Client;
 use compliance_rules::input::{Instance, IpPermission, SecurityGroup};
@@ -14,33 +14,22 @@ pub const SCANNED_STATES: [&str; 4] = ["pending", "running", "stopping", "stoppe
 /// Page size: the largest EC2 allows, and the paginated form draws from the larger throttling bucket.
 pub const PAGE_SIZE: i32 = 1000;
 
-/// Everything one region holds that the rules look at.
-#[derive(Debug, Default)]
-pub struct RegionFleet {
-    /// Instances in a scanned state.
-    pub instances: Vec<Instance>,
-    /// Every security group.
-    pub groups: Vec<SecurityGroup>,
-}
-
-/// Reads one region: instances and groups are paged concurrently, as neither depends on the other.
-pub async fn fetch_region(client: &Client, region: &str) -> anyhow::Result<RegionFleet> {
-    let (instances, groups) = tokio::try_join!(
-        fetch_instances(client, region),
-        fetch_groups(client, region)
-    )?;
-    Ok(RegionFleet { instances, groups })
-}
-
-/// Every instance in a scanned state, by `DescribeInstances` with a server-side state filter.
-pub async fn fetch_instances(client: &Client, region: &str) -> anyhow::Result<Vec<Instance>> {
+/// Every instance in a scanned state, by `DescribeInstances` with a server-side state filter, a
+/// page at a time into `pages`; stops early (without error) when the receiver is gone. `where_`
+/// names the account and region in errors.
+pub async fn instance_pages(
+    client: &Client,
+    region: &str,
+    where_: &str,
+    pages: tokio::sync::mpsc::Sender<Vec<Instance>>,
+) -> Result<(), FetchError> {
     let filter = Filter::builder()
         .name("instance-state-name")
         .set_values(Some(SCANNED_STATES.iter().map(|s| s.to_string()).collect()))
         .build();
-    let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
+        let mut out = Vec::new();
         let page = client
             .describe_instances()
             .filters(filter.clone())
@@ -48,7 +37,7 @@ pub async fn fetch_instances(client: &Client, region: &str) -> anyhow::Result<Ve
             .set_next_token(token.take())
             .send()
             .await
-            .with_context(|| format!("DescribeInstances in {region}"))?;
+            .map_err(|e| FetchError::new("DescribeInstances", where_, &e))?;
         token = page.next_token.filter(|t| !t.is_empty());
         for reservation in page.reservations.unwrap_or_default() {
             out.extend(
@@ -59,11 +48,49 @@ pub async fn fetch_instances(client: &Client, region: &str) -> anyhow::Result<Ve
                     .map(|i| convert_instance(i, region)),
             );
         }
-        if token.is_none() {
-            return Ok(out);
+        if pages.send(out).await.is_err() || token.is_none() {
+            return Ok(());
         }
     }
 }
+
+/// A failed EC2 read: the operation, AWS's code, and a cause naming where.
+#[derive(Debug, Clone)]
+pub struct FetchError {
+    /// `DescribeInstances` or `DescribeSecurityGroups`.
+    pub operation: &'static str,
+    /// AWS's error code, when there is one.
+    pub code: Option<String>,
+    /// `<operation> in <where>: <code>: <message>`.
+    pub cause: String,
+}
+
+impl FetchError {
+    fn new<E>(
+        operation: &'static str,
+        where_: &str,
+        e: &aws_sdk_ec2::error::SdkError<E>,
+    ) -> FetchError
+    where
+        E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let context = format!("{operation} in {where_}");
+        let error = crate::accounts::scan_error("", None, operation, &context, e);
+        FetchError {
+            operation,
+            code: error.code,
+            cause: error.cause,
+        }
+    }
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.cause)
+    }
+}
+
+impl std::error::Error for FetchError {}
 
 fn convert_instance(i: Ec2Instance, region: &str) -> Instance {
     // Groups of every network interface: a secondary interface can carry a group the primary lacks.
@@ -102,7 +129,11 @@ fn convert_instance(i: Ec2Instance, region: &str) -> Instance {
 }
 
 /// Every security group of the region, by paginated `DescribeSecurityGroups`.
-pub async fn fetch_groups(client: &Client, region: &str) -> anyhow::Result<Vec<SecurityGroup>> {
+pub async fn fetch_groups(
+    client: &Client,
+    region: &str,
+    where_: &str,
+) -> Result<Vec<SecurityGroup>, FetchError> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -112,7 +143,7 @@ pub async fn fetch_groups(client: &Client, region: &str) -> anyhow::Result<Vec<S
             .set_next_token(token.take())
             .send()
             .await
-            .with_context(|| format!("DescribeSecurityGroups in {region}"))?;
+            .map_err(|e| FetchError::new("DescribeSecurityGroups", where_, &e))?;
         token = page.next_token.filter(|t| !t.is_empty());
         out.extend(
             page.security_groups

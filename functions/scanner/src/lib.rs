@@ -5,6 +5,7 @@
 //! It runs as a Lambda function (`provided.al2023`) when `AWS_LAMBDA_RUNTIME_API` is set, one scan
 //! per invocation, and otherwise as a CLI: `compliance-scanner scan`.
 
+pub mod accounts;
 pub mod alert;
 pub mod calls;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod events;
 pub mod fetch;
 pub mod outputs;
 pub mod run;
+pub mod upload;
 
 pub use compliance_runtime::retry;
 

@@ -2,11 +2,11 @@
 
 use anyhow::Context;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-use compliance_rules::result::{ScanResult, Summary};
+use compliance_rules::result::Summary;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use crate::alert;
+use crate::alert::{self, Digest};
 
 /// The object key of a scan started at `at`: `scans/YYYY/MM/DD/YYYYMMDDTHHMMSS.mmmZ.json`
 /// (ISO 8601 basic format: sorts by time and needs no URL escaping).
@@ -22,28 +22,8 @@ pub fn result_key(at: OffsetDateTime) -> String {
     format!("scans/{day}/{stamp}.json")
 }
 
-/// Stores the serialized result under `key`; with an `owner`, only in a bucket that account owns.
-pub async fn store(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    owner: Option<&str>,
-    key: &str,
-    json: Vec<u8>,
-) -> anyhow::Result<()> {
-    s3.put_object()
-        .bucket(bucket)
-        .set_expected_bucket_owner(owner.map(str::to_string))
-        .key(key)
-        .content_type("application/json")
-        .body(json.into())
-        .send()
-        .await
-        .with_context(|| format!("PutObject s3://{bucket}/{key}"))?;
-    Ok(())
-}
-
 /// The metric names, in the order they are sent.
-pub const METRIC_NAMES: [&str; 8] = [
+pub const METRIC_NAMES: [&str; 9] = [
     "CompliancePercentage",
     "ScannedInstances",
     "CompliantInstances",
@@ -52,10 +32,17 @@ pub const METRIC_NAMES: [&str; 8] = [
     "InstancesMissingTags",
     "OpenSecurityGroupRules",
     "ExemptedFindings",
+    "ScanErrors",
 ];
 
-/// The scan's metrics, each with the dimension `Stack=<stack>`.
-pub fn metric_data(summary: &Summary, stack: &str, at: OffsetDateTime) -> Vec<MetricDatum> {
+/// The scan's metrics, each with the dimension `Stack=<stack>`; `ScanErrors` is the number of
+/// accounts or (account, region) pairs that could not be read (the result's `errors`).
+pub fn metric_data(
+    summary: &Summary,
+    scan_errors: u64,
+    stack: &str,
+    at: OffsetDateTime,
+) -> Vec<MetricDatum> {
     let dimension = Dimension::builder().name("Stack").value(stack).build();
     let values = [
         (summary.compliance_percentage, StandardUnit::Percent),
@@ -66,6 +53,7 @@ pub fn metric_data(summary: &Summary, stack: &str, at: OffsetDateTime) -> Vec<Me
         (summary.instances_missing_tags as f64, StandardUnit::Count),
         (summary.open_rules as f64, StandardUnit::Count),
         (summary.exempted_findings as f64, StandardUnit::Count),
+        (scan_errors as f64, StandardUnit::Count),
     ];
     let timestamp = aws_smithy_types::DateTime::from_secs(at.unix_timestamp());
     METRIC_NAMES
@@ -102,7 +90,7 @@ pub async fn publish_metrics(
 pub async fn send_alert(
     sns: &aws_sdk_sns::Client,
     topic_arn: &str,
-    result: &ScanResult,
+    result: &Digest,
     bucket: &str,
     key: &str,
 ) -> anyhow::Result<()> {

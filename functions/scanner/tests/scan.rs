@@ -355,6 +355,7 @@ async fn scans_a_mixed_fleet_across_vpcs_and_regions() {
         "InstancesMissingTags",
         "NonCompliantInstances",
         "OpenSecurityGroupRules",
+        "ScanErrors",
         "ScannedInstances",
     ];
     assert_eq!(
