@@ -75,7 +75,8 @@ fn named_groups(result: &EventResult) -> Vec<&GroupResult> {
         .collect()
 }
 
-/// The alert's subject: the stack, how many findings, and the change (or how many) and who.
+/// The alert's subject, change and actor first (they are what a subject cut at 100 characters
+/// must keep): `[stack] <change> by <actor>: <findings>`, or `[stack] <n> EC2 changes: ...`.
 pub fn subject(result: &EventResult) -> String {
     let (instances, groups) = findings(result);
     let what = match (instances.len(), groups.len()) {
@@ -83,14 +84,14 @@ pub fn subject(result: &EventResult) -> String {
         (0, g) => format!("{g} group(s) open to the world"),
         (n, g) => format!("{n} instance(s) non-compliant, {g} group(s) open"),
     };
-    let after = match result.events.as_slice() {
-        [one] => format!("after {} by {}", one.change.name, actor_short(one)),
-        many => format!("after {} changes", many.len()),
+    let change = match result.events.as_slice() {
+        [one] if one.change.actor.is_some() => {
+            format!("{} by {}", one.change.name, actor_short(one))
+        }
+        [one] => one.change.name.clone(),
+        many => format!("{} EC2 changes", many.len()),
     };
-    compliance_rules::sns::subject(&format!(
-        "[{}] EC2 compliance: {what} {after}",
-        result.scan.stack
-    ))
+    compliance_rules::sns::subject(&format!("[{}] {change}: {what}", result.scan.stack))
 }
 
 /// `a, b, c and N more`.

@@ -1,0 +1,670 @@
+//! The event mode through the Lambda runtime API emulator (`cargo lambda watch`), invoked with
+//! `cargo lambda invoke` and SQS batches built here from the documented event shapes, against
+//! moto: a new untagged instance, a group opened on 22 with its instances, a tag fixed, a deleted
+//! instance, a duplicate; and, through the fidelity proxy, throttling that outlasts the retries.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use compliance_scanner::events::output::EventResult;
+use serde_json::{json, Value};
+use test_support::fidelity::{Fidelity, FidelityProxy};
+use test_support::{free_port, venv_tool, Moto};
+
+const NAMESPACE: &str = "ComplianceMonitoring";
+const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
+
+/// A child process killed on drop, so a failing assertion leaves nothing running.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the runtime API emulator on a free port; returns it and the port.
+fn emulator() -> (Killed, u16) {
+    let port = free_port();
+    let log = std::env::temp_dir().join(format!("cargo-lambda-watch-{port}.log"));
+    let file = std::fs::File::create(&log).expect("create emulator log");
+    let child = Command::new(venv_tool("cargo-lambda"))
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "--invoke-address",
+            "127.0.0.1",
+        ])
+        .args(["--invoke-port", &port.to_string()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("start cargo lambda watch");
+    let guard = Killed(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "cargo lambda watch did not listen on {port}; log: {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (guard, port)
+}
+
+/// The real scanner binary as the function behind the emulator, with `aws` (an emulator's or a
+/// proxy's environment) and `env`; its log (JSON lines) goes to the returned file.
+fn function(aws: &[(String, String)], port: u16, env: &[(&str, &str)]) -> (Killed, PathBuf) {
+    let log = std::env::temp_dir().join(format!("events-function-{port}-{}.log", now_nanos()));
+    let file = std::fs::File::create(&log).expect("create function log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_compliance-scanner"));
+    for var in [
+        "BUCKET_NAME",
+        "BUCKET_OWNER",
+        "TOPIC_ARN",
+        "REQUIRED_TAGS",
+        "RESTRICTED_PORTS",
+        "EXEMPT_TAG_KEY",
+        "EXEMPTIONS",
+        "SCAN_REGIONS",
+        "METRIC_NAMESPACE",
+        "STACK_NAME",
+        "AWS_PROFILE",
+        "AWS_MAX_ATTEMPTS",
+        "AWS_RETRY_MODE",
+        "AWS_LAMBDA_LOG_LEVEL",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(aws.iter().map(|(k, v)| (k, v)))
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{port}/.rt"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .spawn()
+        .expect("start compliance-scanner as a Lambda function");
+    (Killed(child), log)
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// Invokes the function with `payload`; the response JSON, or the invoke's output on failure.
+fn invoke(port: u16, payload: &Value) -> Result<Value, String> {
+    let file = std::env::temp_dir().join(format!("events-payload-{port}-{}.json", now_nanos()));
+    std::fs::write(&file, payload.to_string()).expect("write payload");
+    let out = Command::new(venv_tool("cargo-lambda"))
+        .args(["lambda", "invoke", "--invoke-address", "127.0.0.1"])
+        .args(["--invoke-port", &port.to_string()])
+        .arg("--data-file")
+        .arg(&file)
+        .args(["--output-format", "json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo lambda invoke");
+    let _ = std::fs::remove_file(&file);
+    if !out.status.success() {
+        return Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The `itemIdentifier`s of a partial batch response.
+fn failures(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no batchItemFailures: {response}"))
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// An EventBridge event as the rule delivers it to the queue.
+fn event(
+    id: &str,
+    source: &str,
+    detail_type: &str,
+    resources: Vec<String>,
+    detail: Value,
+) -> Value {
+    json!({
+        "version": "0",
+        "id": id,
+        "detail-type": detail_type,
+        "source": source,
+        "account": "123456789012",
+        "time": "2026-11-28T10:00:00Z",
+        "region": test_support::REGION,
+        "resources": resources,
+        "detail": detail,
+    })
+}
+
+fn state_change(id: &str, instance: &str) -> Value {
+    event(
+        id,
+        "aws.ec2",
+        "EC2 Instance State-change Notification",
+        vec![format!(
+            "arn:aws:ec2:us-east-1:123456789012:instance/{instance}"
+        )],
+        json!({"instance-id": instance, "state": "running"}),
+    )
+}
+
+fn tag_change(id: &str, instance: &str, keys: &[&str]) -> Value {
+    event(
+        id,
+        "aws.tag",
+        "Tag Change on Resource",
+        vec![format!(
+            "arn:aws:ec2:us-east-1:123456789012:instance/{instance}"
+        )],
+        json!({
+            "changed-tag-keys": keys,
+            "service": "ec2",
+            "resource-type": "instance",
+            "version": 2,
+            "tags": {}
+        }),
+    )
+}
+
+/// An `AWS API Call via CloudTrail` event for an EC2 call made by alice.
+fn api_call(id: &str, name: &str, request: Value, response: Value) -> Value {
+    event(
+        id,
+        "aws.ec2",
+        "AWS API Call via CloudTrail",
+        vec![],
+        json!({
+            "eventVersion": "1.08",
+            "userIdentity": {
+                "type": "IAMUser",
+                "principalId": "AIDAEXAMPLE",
+                "arn": ALICE,
+                "accountId": "123456789012",
+                "userName": "alice"
+            },
+            "eventTime": "2026-11-28T10:00:00Z",
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": name,
+            "awsRegion": test_support::REGION,
+            "sourceIPAddress": "192.0.2.10",
+            "userAgent": "aws-cli/2.15",
+            "requestParameters": request,
+            "responseElements": response,
+            "requestID": format!("req-{id}"),
+            "eventID": format!("ct-{id}"),
+            "readOnly": false,
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "recipientAccountId": "123456789012"
+        }),
+    )
+}
+
+/// An SQS batch as the event source mapping sends it: (messageId, body) per record.
+fn batch(records: &[(&str, String)]) -> Value {
+    json!({
+        "Records": records.iter().map(|(id, body)| json!({
+            "messageId": id,
+            "receiptHandle": format!("AQEB{id}"),
+            "body": body,
+            "attributes": {
+                "ApproximateReceiveCount": "1",
+                "SentTimestamp": "1795860000000",
+                "SenderId": "AIDAEVENTBRIDGE",
+                "ApproximateFirstReceiveTimestamp": "1795860000001"
+            },
+            "messageAttributes": {},
+            "md5OfBody": "0",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:compliance-changes",
+            "awsRegion": test_support::REGION
+        })).collect::<Vec<_>>()
+    })
+}
+
+/// Keys under `events/` in the bucket.
+async fn event_keys(aws: &Aws, bucket: &str) -> Vec<String> {
+    let out = aws
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("events/")
+        .send()
+        .await
+        .expect("list events");
+    let mut keys: Vec<String> = out
+        .contents
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|o| o.key)
+        .collect();
+    keys.sort();
+    keys
+}
+
+async fn read_event(aws: &Aws, bucket: &str, key: &str) -> EventResult {
+    let obj = aws
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("get event result");
+    let bytes = obj.body.collect().await.expect("read body").into_bytes();
+    // A reader of scan results reads it as one too.
+    serde_json::from_slice::<compliance_rules::result::ScanResult>(&bytes)
+        .expect("an event result parses as a scan result");
+    serde_json::from_slice(&bytes).expect("the object parses as an EventResult")
+}
+
+/// The one key added since `before`.
+async fn new_key(aws: &Aws, bucket: &str, before: &[String]) -> String {
+    let now = event_keys(aws, bucket).await;
+    let added: Vec<&String> = now.iter().filter(|k| !before.contains(k)).collect();
+    assert_eq!(
+        added.len(),
+        1,
+        "one result per batch: {now:?} after {before:?}"
+    );
+    added[0].clone()
+}
+
+fn log_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_batches_through_the_runtime_api() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto).await;
+    let bucket = "compliance-results-events";
+    let topic = aws.stack(bucket, "compliance-alerts-events").await;
+    let image = image_id(&aws.ec2).await;
+    let (vpc, subnet) = vpc_subnet(&aws.ec2, "10.3.0.0/16", "10.3.1.0/24").await;
+    let web = group(
+        &aws.ec2,
+        &vpc,
+        "web",
+        vec![rule("tcp", Some(443), Some(443), &["10.0.0.0/8"])],
+    )
+    .await;
+    let plain = group(&aws.ec2, &vpc, "plain", vec![]).await;
+    let full = [
+        ("Environment", "prod"),
+        ("Owner", "ana"),
+        ("CostCenter", "cc"),
+    ];
+    let webs = launch(&aws.ec2, &image, Some(&subnet), &[&web], &full, 2).await;
+    let other = launch(&aws.ec2, &image, Some(&subnet), &[&plain], &full, 1).await;
+    let untagged = launch(
+        &aws.ec2,
+        &image,
+        Some(&subnet),
+        &[&plain],
+        &[("Environment", "dev")],
+        1,
+    )
+    .await
+    .remove(0);
+
+    let (_emulator, port) = emulator();
+    let (_f, log) = function(
+        &moto.aws_env(),
+        port,
+        &[
+            ("BUCKET_NAME", bucket),
+            ("TOPIC_ARN", topic.as_str()),
+            ("STACK_NAME", "ev"),
+            ("METRIC_NAMESPACE", NAMESPACE),
+        ],
+    );
+
+    // 1. A new untagged instance (RunInstances), delivered twice, beside a state change of a
+    //    compliant instance and a record that is not an event.
+    let run = api_call(
+        "e-run",
+        "RunInstances",
+        json!({"instancesSet": {"items": [{"imageId": image, "minCount": 1, "maxCount": 1}]}}),
+        json!({"reservationId": "r-1", "instancesSet": {"items": [{"instanceId": untagged}]}}),
+    )
+    .to_string();
+    let first = batch(&[
+        ("m-1", run.clone()),
+        ("m-2", state_change("e-state", &other[0]).to_string()),
+        ("m-3", "{\"not\": \"an event\"".into()),
+        ("m-4", run),
+    ]);
+    let response = invoke(port, &first).expect("invoke");
+    assert_eq!(failures(&response), Vec::<String>::new(), "{response}");
+    let key1 = new_key(&aws, bucket, &[]).await;
+    assert!(
+        key1.starts_with("events/2026/11/28/20261128T100000Z-e-run-and-1-"),
+        "{key1}"
+    );
+    let r = read_event(&aws, bucket, &key1).await;
+    assert_eq!(r.trigger, "event");
+    let names: Vec<(&str, &str)> = r
+        .events
+        .iter()
+        .map(|e| (e.change.id.as_str(), e.change.name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("e-run", "RunInstances"),
+            ("e-state", "EC2 Instance State-change Notification")
+        ],
+        "the duplicate is one change"
+    );
+    assert_eq!(r.events[0].change.actor.as_deref(), Some(ALICE));
+    assert_eq!(r.events[0].judged, std::slice::from_ref(&untagged));
+    assert_eq!(r.scan.summary.scanned, 2);
+    assert_eq!(r.scan.summary.non_compliant, 1);
+    assert_eq!(r.findings, 1);
+    let judged = r
+        .scan
+        .instances
+        .iter()
+        .find(|i| i.instance_id == untagged)
+        .unwrap();
+    assert_eq!(judged.missing_tags, ["Owner", "CostCenter"]);
+    assert_eq!(judged.account_id, "123456789012");
+    assert_eq!(r.dropped.len(), 1);
+    assert_eq!(r.dropped[0].message_id, "m-3");
+    let sent = sent_notifications(&moto, &topic);
+    assert_eq!(sent.len(), 1, "one alert for the batch");
+    let (subject, body) = &sent[0];
+    assert_eq!(subject, "[ev] 2 EC2 changes: 1 instance(s) non-compliant");
+    assert!(
+        body.contains(&format!("RunInstances by {ALICE} (event e-run)")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("-> non-compliant: {untagged}")),
+        "{body}"
+    );
+    assert!(body.contains("missing tags: Owner, CostCenter"), "{body}");
+    assert!(body.contains(&format!("s3://{bucket}/{key1}")), "{body}");
+    assert_eq!(
+        aws.metric_value(NAMESPACE, "EventFindings", "ev").await,
+        Some(1.0)
+    );
+    let metrics = aws.metric_names(NAMESPACE).await;
+    assert!(
+        metrics.contains(&(
+            "NonCompliantInstances".to_string(),
+            vec!["Stack=ev".to_string(), "Trigger=Event".to_string()]
+        )),
+        "{metrics:?}"
+    );
+    let stack_only = vec!["Stack=ev".to_string()];
+    assert!(
+        metrics.contains(&("EventFindings".to_string(), stack_only.clone())),
+        "{metrics:?}"
+    );
+    assert!(
+        !metrics.contains(&("CompliancePercentage".to_string(), stack_only)),
+        "the fleet-wide series stays the scheduled scan's: {metrics:?}"
+    );
+
+    // 2. A group opened to the world on 22: every instance using it is judged, the group listed.
+    aws.ec2
+        .authorize_security_group_ingress()
+        .group_id(&web)
+        .ip_permissions(rule("tcp", Some(22), Some(22), &["0.0.0.0/0"]))
+        .send()
+        .await
+        .expect("open 22");
+    let opened = api_call(
+        "e-open",
+        "AuthorizeSecurityGroupIngress",
+        json!({
+            "groupId": web,
+            "ipPermissions": {"items": [{
+                "ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+                "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}
+            }]}
+        }),
+        json!({"_return": true, "securityGroupRuleSet": {"items": [{"groupId": web, "isEgress": false}]}}),
+    );
+    let before = event_keys(&aws, bucket).await;
+    let response = invoke(port, &batch(&[("m-5", opened.to_string())])).expect("invoke");
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let key2 = new_key(&aws, bucket, &before).await;
+    assert_eq!(key2, "events/2026/11/28/20261128T100000Z-e-open.json");
+    let r = read_event(&aws, bucket, &key2).await;
+    let mut expected = webs.clone();
+    expected.sort();
+    assert_eq!(r.events[0].judged, expected, "the group's instances");
+    assert_eq!(r.scan.summary.non_compliant, 2);
+    assert_eq!(r.scan.security_groups.len(), 1);
+    assert_eq!(r.scan.security_groups[0].group_id, web);
+    assert_eq!(r.scan.security_groups[0].attached_instances, 2);
+    assert_eq!(r.findings, 3, "two instances and the group");
+    let sent = sent_notifications(&moto, &topic);
+    assert_eq!(sent.len(), 2);
+    let (subject, body) = &sent[1];
+    assert_eq!(
+        subject,
+        "[ev] AuthorizeSecurityGroupIngress by user/alice: 2 instance(s) non-compliant, \
+         1 group(s) open"
+    );
+    for id in &webs {
+        assert!(body.contains(id.as_str()), "{body}");
+    }
+    assert!(
+        body.contains(&format!("{web} tcp port 22 open to 0.0.0.0/0")),
+        "{body}"
+    );
+    assert!(
+        body.contains("changed by: AuthorizeSecurityGroupIngress by user/alice"),
+        "{body}"
+    );
+
+    // 3. The untagged instance's tags fixed: judged compliant, stored, no alert.
+    aws.ec2
+        .create_tags()
+        .resources(&untagged)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("Owner")
+                .value("bo")
+                .build(),
+        )
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("CostCenter")
+                .value("cc-2")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag");
+    let before = event_keys(&aws, bucket).await;
+    let fixed = tag_change("e-fixed", &untagged, &["Owner", "CostCenter"]);
+    let response = invoke(port, &batch(&[("m-6", fixed.to_string())])).expect("invoke");
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let key3 = new_key(&aws, bucket, &before).await;
+    let r = read_event(&aws, bucket, &key3).await;
+    assert_eq!(r.scan.summary.scanned, 1);
+    assert_eq!(r.scan.summary.compliant, 1);
+    assert_eq!(r.findings, 0);
+    assert_eq!(r.events[0].change.actor, None);
+    assert_eq!(
+        sent_notifications(&moto, &topic).len(),
+        2,
+        "nothing non-compliant: no alert"
+    );
+
+    // 4. A deleted instance and one that never existed: logged, dropped, not a failure.
+    terminate(&aws.ec2, &other[0]).await;
+    let never = "i-0123456789abcdef0";
+    let gone = api_call(
+        "e-gone",
+        "CreateTags",
+        json!({
+            "resourcesSet": {"items": [{"resourceId": other[0]}, {"resourceId": never}]},
+            "tagSet": {"items": [{"key": "Owner", "value": "x"}]}
+        }),
+        json!({"_return": true}),
+    );
+    let before = event_keys(&aws, bucket).await;
+    let response = invoke(port, &batch(&[("m-7", gone.to_string())])).expect("invoke");
+    assert_eq!(
+        failures(&response),
+        Vec::<String>::new(),
+        "gone is not a failure"
+    );
+    let key4 = new_key(&aws, bucket, &before).await;
+    let r = read_event(&aws, bucket, &key4).await;
+    assert_eq!(r.scan.summary.scanned, 0);
+    let skipped: Vec<(&str, &str)> = r
+        .skipped
+        .iter()
+        .map(|s| (s.id.as_str(), s.reason.as_str()))
+        .collect();
+    let mut expected = vec![(other[0].as_str(), "terminated"), (never, "does not exist")];
+    expected.sort();
+    assert_eq!(skipped, expected);
+    let text = log_text(&log);
+    for id in [other[0].as_str(), never] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains("named resource not judged") && l.contains(id)),
+            "the log names {id}:\n{text}"
+        );
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.contains("record dropped") && l.contains("m-3")),
+        "{text}"
+    );
+    assert_eq!(sent_notifications(&moto, &topic).len(), 2);
+
+    // 5. The first batch delivered again: the same key, overwritten, no second object.
+    let before = event_keys(&aws, bucket).await;
+    let response = invoke(port, &first).expect("invoke");
+    assert_eq!(failures(&response), Vec::<String>::new());
+    assert_eq!(
+        event_keys(&aws, bucket).await,
+        before,
+        "a redelivery is one result"
+    );
+
+    // 6. Anything that is not an SQS batch is still a scheduled scan.
+    let scan = invoke(
+        port,
+        &json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}),
+    )
+    .expect("scan");
+    assert_eq!(scan["scanned"], 3, "{scan}");
+    assert_eq!(aws.scan_keys(bucket).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_throttled_records_go_back_to_the_queue() {
+    let moto = Moto::start();
+    let aws = Aws::new(&moto).await;
+    let bucket = "compliance-results-events-throttled";
+    let topic = aws
+        .stack(bucket, "compliance-alerts-events-throttled")
+        .await;
+    let image = image_id(&aws.ec2).await;
+    let bad = launch(&aws.ec2, &image, None, &[], &[("Environment", "dev")], 1)
+        .await
+        .remove(0);
+    let proxy = FidelityProxy::start(
+        &moto,
+        Fidelity {
+            seed: 7,
+            throttle: [("ec2".to_string(), 1.0)].into_iter().collect(),
+            ..Fidelity::default()
+        },
+    );
+
+    let (_emulator, port) = emulator();
+    let (_f, log) = function(
+        &proxy.aws_env(),
+        port,
+        &[
+            ("BUCKET_NAME", bucket),
+            ("TOPIC_ARN", topic.as_str()),
+            ("STACK_NAME", "evt"),
+            ("AWS_MAX_ATTEMPTS", "2"),
+        ],
+    );
+    let state = state_change("e-1", &bad).to_string();
+    let payload = batch(&[
+        ("m-1", state.clone()),
+        ("m-2", "[]".into()),
+        ("m-3", state),
+        (
+            "m-4",
+            api_call("e-2", "DescribeInstances", json!({}), Value::Null).to_string(),
+        ),
+    ]);
+    let response = invoke(port, &payload).expect("invoke");
+    assert_eq!(
+        failures(&response),
+        ["m-1", "m-3"],
+        "both deliveries of the throttled change, never the malformed or irrelevant records"
+    );
+    assert!(
+        event_keys(&aws, bucket).await.is_empty(),
+        "nothing judged, nothing stored"
+    );
+    assert!(sent_notifications(&moto, &topic).is_empty());
+    assert!(proxy.counters().total_throttled() >= 2);
+    let text = log_text(&log);
+    assert!(
+        text.contains("RequestLimitExceeded") || text.contains("Throttl"),
+        "{text}"
+    );
+
+    // The redelivery, once EC2 answers again, is judged and alerted.
+    proxy.set(Fidelity::default());
+    let response = invoke(
+        port,
+        &batch(&[("m-1", state_change("e-1", &bad).to_string())]),
+    )
+    .expect("invoke");
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let keys = event_keys(&aws, bucket).await;
+    assert_eq!(keys, ["events/2026/11/28/20261128T100000Z-e-1.json"]);
+    assert_eq!(sent_notifications(&moto, &topic).len(), 1);
+}
