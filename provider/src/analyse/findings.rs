@@ -65,13 +65,15 @@ pub enum Area {
     Roles,
     /// The dashboard.
     Dashboard,
+    /// The event-driven pieces: change rule, queues, event source mapping.
+    Events,
     /// Whether the scanner stored a result lately.
     ScannerResults,
 }
 
 impl Area {
     /// Every area, in report order.
-    pub const ALL: [Area; 9] = [
+    pub const ALL: [Area; 10] = [
         Area::Functions,
         Area::LogGroups,
         Area::Alarms,
@@ -80,6 +82,7 @@ impl Area {
         Area::Schedules,
         Area::Roles,
         Area::Dashboard,
+        Area::Events,
         Area::ScannerResults,
     ];
 
@@ -94,6 +97,7 @@ impl Area {
             Area::Schedules => "schedules",
             Area::Roles => "roles",
             Area::Dashboard => "dashboard",
+            Area::Events => "events",
             Area::ScannerResults => "scanner_results",
         }
     }
@@ -109,13 +113,14 @@ impl Area {
             Area::Schedules => "Schedules",
             Area::Roles => "IAM roles",
             Area::Dashboard => "Dashboard",
+            Area::Events => "Change events",
             Area::ScannerResults => "Scanner results",
         }
     }
 
     /// The area of a piece, from the name the drift gives it (`Lambda function ...`).
     pub fn of_piece(piece: &str) -> Option<Area> {
-        const PREFIXES: [(&str, Area); 8] = [
+        const PREFIXES: [(&str, Area); 11] = [
             ("Lambda function ", Area::Functions),
             ("log group ", Area::LogGroups),
             ("alarm ", Area::Alarms),
@@ -124,6 +129,9 @@ impl Area {
             ("schedule ", Area::Schedules),
             ("IAM role ", Area::Roles),
             ("dashboard ", Area::Dashboard),
+            ("SQS queue ", Area::Events),
+            ("change rule ", Area::Events),
+            ("event source mapping ", Area::Events),
         ];
         PREFIXES
             .iter()
@@ -185,8 +193,33 @@ fn rate(area: Area, setting: &str) -> (Severity, &'static str) {
         ),
         (Area::Roles, _) => (High, "`terraform apply` rewrites the role's policy to the stack's own and removes foreign ones."),
         (Area::Dashboard, _) => (Low, APPLY),
+        (Area::Events, crate::aws::UNWANTED) => (Low, "`event_driven` is false: `terraform apply` removes it."),
+        (Area::Events, _) => (
+            High,
+            "Changes are judged only at the next scheduled scan, not within a minute: `terraform apply` restores the change rule, the queues and the event source mapping.",
+        ),
         (Area::ScannerResults, _) => (Medium, APPLY),
     }
+}
+
+/// Change batches the scanner failed on five times wait in the dead-letter queue: those changes
+/// were not judged within a minute (the next scheduled scan judges the resources anyway).
+pub fn dead_letters(d: &Desired, o: &Observed) -> Option<Finding> {
+    let q = o.dead_letter_queue.present()?;
+    (q.messages > 0).then(|| Finding {
+        area: Area::Events,
+        resource: crate::aws::Piece::label(&crate::aws::queues::Queue::DeadLetter, d),
+        check: "dead letters".into(),
+        severity: Severity::Warning,
+        message: format!(
+            "{} change batches failed five times and wait in {}: those changes were not judged within a minute",
+            q.messages, d.names.dead_letter_queue
+        ),
+        fix: format!(
+            "Read them (`aws sqs receive-message --queue-url {}`) and the scanner's log to see why; the next scheduled scan judges the resources anyway. Purge the queue once understood.",
+            q.url
+        ),
+    })
 }
 
 /// The finding for one drift difference.
@@ -350,6 +383,7 @@ pub fn all(d: &Desired, o: &Observed, results: &Results, age: Option<Duration>) 
     let mut out: Vec<Finding> = o.differences(d).iter().map(from_difference).collect();
     out.extend(pending_subscription(d, o));
     out.extend(wide_roles(d, o));
+    out.extend(dead_letters(d, o));
     let schedule = o
         .schedules
         .scanner

@@ -28,6 +28,8 @@ pub struct Report {
     pub roles: AreaReport,
     /// The dashboard.
     pub dashboard: AreaReport,
+    /// The event-driven pieces.
+    pub events: AreaReport,
     /// The scanner's newest result.
     pub scanner_results: AreaReport,
 }
@@ -96,6 +98,11 @@ fn resources(area: Area, d: &Desired) -> Vec<String> {
         Area::Topic => vec![d.topic_arn()],
         Area::Bucket => vec![n.bucket.clone()],
         Area::Dashboard => vec![n.dashboard.clone()],
+        Area::Events => vec![
+            n.change_rule.clone(),
+            n.events_queue.clone(),
+            n.dead_letter_queue.clone(),
+        ],
         Area::ScannerResults => vec![format!("s3://{}/scans/", n.bucket)],
     }
 }
@@ -168,12 +175,13 @@ impl Report {
             schedules: area(Area::Schedules),
             roles: area(Area::Roles),
             dashboard: area(Area::Dashboard),
+            events: area(Area::Events),
             scanner_results: area(Area::ScannerResults),
         }
     }
 
     /// The area reports in order.
-    pub fn areas(&self) -> [(Area, &AreaReport); 9] {
+    pub fn areas(&self) -> [(Area, &AreaReport); 10] {
         [
             (Area::Functions, &self.functions),
             (Area::LogGroups, &self.log_groups),
@@ -183,6 +191,7 @@ impl Report {
             (Area::Schedules, &self.schedules),
             (Area::Roles, &self.roles),
             (Area::Dashboard, &self.dashboard),
+            (Area::Events, &self.events),
             (Area::ScannerResults, &self.scanner_results),
         ]
     }

@@ -412,9 +412,13 @@ fn every_drift_piece_has_its_area() {
         schedules: ScannerReporter::new(|_| Found::Missing),
         alarms: ScannerReporter::new(|_| FailureDuration::new(|_| Found::Missing)),
         dashboard: Found::Missing,
+        events_queue: Found::Missing,
+        dead_letter_queue: Found::Missing,
+        change_rule: Found::Missing,
+        event_source: Found::Missing,
     };
     let diffs = o.differences(&d);
-    assert_eq!(diffs.len(), 15);
+    assert_eq!(diffs.len(), 19);
     for diff in &diffs {
         assert!(Area::of_piece(&diff.piece).is_some(), "{}", diff.piece);
     }
@@ -424,8 +428,8 @@ fn every_drift_piece_has_its_area() {
         "resource defaults".into(),
         "t".into(),
     );
-    assert_eq!(report.summary.total_issues, 15);
-    assert_eq!(report.summary.areas_with_issues.len(), 8);
+    assert_eq!(report.summary.total_issues, 19);
+    assert_eq!(report.summary.areas_with_issues.len(), 9);
 }
 
 #[test]

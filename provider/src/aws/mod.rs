@@ -6,11 +6,14 @@
 
 pub mod alarms;
 pub mod bucket;
+pub mod changes;
 pub mod dashboard;
 pub mod errors;
+pub mod event_source;
 pub mod functions;
 pub mod hcl;
 pub mod log_groups;
+pub mod queues;
 pub mod roles;
 pub mod schedules;
 pub mod topic;
@@ -51,6 +54,8 @@ pub struct Clients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// STS.
     pub sts: aws_sdk_sts::Client,
+    /// SQS.
+    pub sqs: aws_sdk_sqs::Client,
     /// The region every piece lives in.
     pub region: String,
 }
@@ -110,6 +115,7 @@ impl Clients {
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
             region,
         })
     }
@@ -279,6 +285,12 @@ pub trait Piece: Sync {
     /// cannot carry tags (the dashboard), the marker it carries instead. `None`: unmarked.
     fn owner(o: &Self::Observed) -> Option<&str>;
 
+    /// True when the configuration wants the piece (the event-driven pieces only with
+    /// `event_driven`): an unwanted piece that exists is drift, and apply deletes it.
+    fn is_wanted(&self, _d: &Desired) -> bool {
+        true
+    }
+
     /// How the piece shows it is not the stack's, for the error of a name taken.
     fn unmarked(suffix: &str) -> Unmarked {
         Unmarked::tags(suffix)
@@ -417,6 +429,9 @@ pub struct Difference {
 
 /// The [`Difference::setting`] of a piece that does not exist.
 pub const MISSING: &str = "missing";
+/// The [`Difference::setting`] of a piece that exists though the configuration no longer wants
+/// it (an event-driven piece with `event_driven = false`).
+pub const UNWANTED: &str = "unwanted";
 /// The [`Difference::setting`] of tags that lack or change a wanted tag.
 pub const TAGS: &str = "tags";
 /// The [`Difference::setting`] of tags that hold every wanted tag plus others (e.g. added by the

@@ -76,7 +76,18 @@ impl Role {
                 }),
                 json!({"Sid": "Alert", "Effect": "Allow", "Action": "sns:Publish", "Resource": d.topic_arn()}),
                 logs,
-            ],
+            ]
+            .into_iter()
+            .chain(member_statements(d))
+            .chain(d.event_driven.then(|| {
+                // The event source mapping reads the queue as the scanner.
+                json!({
+                    "Sid": "ReadChanges", "Effect": "Allow",
+                    "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                    "Resource": d.queue_arn(&d.names.events_queue)
+                })
+            }))
+            .collect(),
             Role::Reporter => vec![
                 json!({"Sid": "ReadScans", "Effect": "Allow", "Action": "s3:GetObject", "Resource": [d.bucket_arn("/scans/*"), d.bucket_arn("/reports/*")], "Condition": own_account}),
                 json!({
@@ -92,6 +103,31 @@ impl Role {
             ],
         };
         json!({"Version": "2012-10-17", "Statement": statements})
+    }
+}
+
+/// What the scanner needs to reach member accounts, and nothing more: the member role in exactly
+/// the listed accounts, or, for the whole organization, the role name in any account of the
+/// scanner's own organization (and the account list).
+fn member_statements(d: &Desired) -> Vec<Value> {
+    let scope = &d.scope;
+    let role = |account: &str| d.arn(&format!("iam::{account}:role/{}", scope.member_role_name));
+    if scope.organization_accounts {
+        vec![
+            json!({
+                "Sid": "AssumeMemberRoles", "Effect": "Allow", "Action": "sts:AssumeRole",
+                "Resource": role("*"),
+                "Condition": {"StringEquals": {"aws:ResourceOrgID": "${aws:PrincipalOrgID}"}}
+            }),
+            json!({"Sid": "ListMemberAccounts", "Effect": "Allow", "Action": "organizations:ListAccounts", "Resource": "*"}),
+        ]
+    } else if !scope.member_accounts.is_empty() {
+        let roles: Vec<String> = scope.member_accounts.iter().map(|a| role(a)).collect();
+        vec![
+            json!({"Sid": "AssumeMemberRoles", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": roles}),
+        ]
+    } else {
+        Vec::new()
     }
 }
 

@@ -77,9 +77,62 @@ pub struct Desired {
     pub force_destroy: bool,
     /// The exemptions the scanner applies.
     pub exemptions: Vec<compliance_rules::exemptions::Exemption>,
+    /// Who and where the scanner scans.
+    pub scope: Scope,
+    /// Changes reach the scanner within a minute through a rule, a queue and its mapping.
+    pub event_driven: bool,
+}
+
+/// The accounts and regions a scan covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// Regions to scan in each account; `["*"]` for every enabled region.
+    pub regions: Vec<String>,
+    /// Member accounts scanned besides the stack's own.
+    pub member_accounts: Vec<String>,
+    /// Every active account of the organization, listed at scan time.
+    pub organization_accounts: bool,
+    /// The role assumed in each member account.
+    pub member_role_name: String,
+    /// The external id the member roles require.
+    pub member_external_id: Option<String>,
+    /// Most (account, region) pairs read at once.
+    pub concurrency: u32,
+}
+
+impl Scope {
+    /// The stack's own account and region only: today's default.
+    pub fn here(region: &str) -> Scope {
+        Scope {
+            regions: vec![region.to_string()],
+            member_accounts: Vec::new(),
+            organization_accounts: false,
+            member_role_name: "ComplianceScannerMember".to_string(),
+            member_external_id: None,
+            concurrency: 8,
+        }
+    }
+
+    /// True when the scanner assumes roles in other accounts.
+    pub fn reaches_members(&self) -> bool {
+        self.organization_accounts || !self.member_accounts.is_empty()
+    }
 }
 
 impl Desired {
+    /// A queue's ARN.
+    pub fn queue_arn(&self, name: &str) -> String {
+        self.arn(&format!("sqs:{}:{}:{name}", self.region, self.account_id))
+    }
+
+    /// The change rule's ARN.
+    pub fn change_rule_arn(&self) -> String {
+        self.arn(&format!(
+            "events:{}:{}:rule/{}",
+            self.region, self.account_id, self.names.change_rule
+        ))
+    }
+
     /// An ARN in the stack's partition: `arn:<partition>:<rest>`.
     pub fn arn(&self, rest: &str) -> String {
         format!("arn:{}:{rest}", self.partition)

@@ -30,6 +30,12 @@ pub struct StackNames {
     pub dashboard: String,
     /// CloudWatch metric namespace of the scanner's metrics.
     pub metric_namespace: String,
+    /// SQS queue between the change rule and the scanner (`event_driven`).
+    pub events_queue: String,
+    /// Its dead-letter queue.
+    pub dead_letter_queue: String,
+    /// EventBridge rule that sends the changes that can break compliance to the queue.
+    pub change_rule: String,
 }
 
 impl StackNames {
@@ -48,6 +54,9 @@ impl StackNames {
             }),
             dashboard: format!("compliance-dashboard-{suffix}"),
             metric_namespace: "ComplianceMonitoring".to_string(),
+            events_queue: format!("compliance-events-{suffix}"),
+            dead_letter_queue: format!("compliance-events-dlq-{suffix}"),
+            change_rule: format!("compliance-changes-{suffix}"),
             scanner,
             reporter,
         }

@@ -307,6 +307,20 @@ model! {
     lambda_timeout_seconds: i32 { default = 300, check = checks::timeout }
     /// Tags for every piece of the stack, on top of the provider's `default_tags` and the stack's own (`ManagedBy`, `ComplianceStack`).
     tags: Option<BTreeMap<String, String>> { check = checks::tags }
+    /// Regions to scan, in every scanned account: region names, or `["*"]` for every region enabled in each account (DescribeRegions at scan time). Default: the provider's region.
+    scan_regions: Option<Vec<String>> { check = checks::scan_regions }
+    /// 12-digit ids of member accounts to scan besides this one, each through the role `member_role_name`.
+    member_accounts: Option<Vec<String>> { check = checks::member_accounts }
+    /// Scan every active account of the AWS Organization (listed at scan time with ListAccounts, from the management or a delegated administrator account) besides this one.
+    organization_accounts: bool { default = false }
+    /// Name of the role the scanner assumes in each member account.
+    member_role_name: String { default = "ComplianceScannerMember".into(), check = checks::role_name }
+    /// External id the member roles' trust policies require, if any.
+    member_external_id: Option<String> { check = checks::external_id }
+    /// Most (account, region) pairs the scanner reads at once.
+    scan_concurrency: i32 { default = 8, check = checks::concurrency }
+    /// React to changes within a minute: an EventBridge rule sends instance launches, tag changes and security-group changes to an SQS queue (with a dead-letter queue) that the scanner reads in batches, and the scanner judges only the changed resources.
+    event_driven: bool { default = true }
     /// Exemptions, each with the resources it covers, the checks it waives, a reason, an owner and an expiry (see below).
     exemption: Vec<ExemptionBlock> { block, default = Vec::new() }
     /// Longest an exemption may run: its `expires` is at most this many days after the day it is validated.

@@ -210,6 +210,18 @@ pub fn desired_from(
         tags,
         force_destroy: m.force_destroy,
         exemptions: m.exemption.iter().map(|e| e.to_exemption()).collect(),
+        scope: crate::desired::Scope {
+            regions: m
+                .scan_regions
+                .clone()
+                .unwrap_or_else(|| vec![region.to_string()]),
+            member_accounts: m.member_accounts.clone().unwrap_or_default(),
+            organization_accounts: m.organization_accounts,
+            member_role_name: m.member_role_name.clone(),
+            member_external_id: m.member_external_id.clone(),
+            concurrency: u32::try_from(m.scan_concurrency).unwrap_or(8),
+        },
+        event_driven: m.event_driven,
     }
 }
 

@@ -10,14 +10,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::aws::alarms::{self, Alarm, FailureDuration, Kind};
 use crate::aws::bucket::{self, Bucket};
+use crate::aws::changes::{self, ChangeRule};
 use crate::aws::dashboard::{self, Dashboard};
+use crate::aws::event_source::{self, EventSource};
 use crate::aws::functions::{self, Code, Function};
 use crate::aws::log_groups::{self, LogGroup};
+use crate::aws::queues::{self, Queue};
 use crate::aws::roles::{self, Role};
 use crate::aws::schedules::{self, Schedule};
 use crate::aws::topic::{self, Topic};
 use crate::aws::{
     name_taken, Clients, Desired, Difference, Ensure, Found, Piece, PieceError, ScannerReporter,
+    UNWANTED,
 };
 use Function::{Reporter, Scanner};
 
@@ -40,11 +44,20 @@ pub struct Observed {
     pub alarms: ScannerReporter<FailureDuration<Found<alarms::Observed>>>,
     /// The dashboard.
     pub dashboard: Found<dashboard::Observed>,
+    /// The events queue (`event_driven`).
+    pub events_queue: Found<queues::Observed>,
+    /// Its dead-letter queue.
+    pub dead_letter_queue: Found<queues::Observed>,
+    /// The change rule.
+    pub change_rule: Found<changes::Observed>,
+    /// The scanner's mapping from the events queue.
+    pub event_source: Found<event_source::Observed>,
 }
 
 /// Every piece, in dependency order: the pieces of a stage do not need each other, and each
 /// stage needs the one before (a function runs as its role and logs to its group; a schedule
-/// invokes a function, an alarm watches one and notifies the topic). Destroy runs the stages
+/// invokes a function, an alarm watches one and notifies the topic; the change rule sends to the
+/// events queue and the event source mapping joins it to the scanner). Destroy runs the stages
 /// backwards.
 const STAGES: [&[&dyn Part]; 3] = [
     &[
@@ -54,8 +67,10 @@ const STAGES: [&[&dyn Part]; 3] = [
         &Role::Reporter,
         &LogGroup(Scanner),
         &LogGroup(Reporter),
+        &Queue::DeadLetter,
     ],
-    &[&Scanner, &Reporter],
+    // The events queue names its dead-letter queue, which must exist.
+    &[&Scanner, &Reporter, &Queue::Events],
     &[
         &Schedule(Scanner),
         &Schedule(Reporter),
@@ -64,6 +79,8 @@ const STAGES: [&[&dyn Part]; 3] = [
         &Alarm::new(Reporter, Kind::Failure),
         &Alarm::new(Reporter, Kind::Duration),
         &Dashboard,
+        &ChangeRule,
+        &EventSource,
     ],
 ];
 
@@ -157,6 +174,27 @@ impl Slot for Alarm {
     }
 }
 
+impl Slot for Queue {
+    fn found<'o>(&self, o: &'o Observed) -> &'o Found<queues::Observed> {
+        match self {
+            Queue::Events => &o.events_queue,
+            Queue::DeadLetter => &o.dead_letter_queue,
+        }
+    }
+}
+
+impl Slot for ChangeRule {
+    fn found<'o>(&self, o: &'o Observed) -> &'o Found<changes::Observed> {
+        &o.change_rule
+    }
+}
+
+impl Slot for EventSource {
+    fn found<'o>(&self, o: &'o Observed) -> &'o Found<event_source::Observed> {
+        &o.event_source
+    }
+}
+
 impl Slot for Dashboard {
     fn found<'o>(&self, o: &'o Observed) -> &'o Found<dashboard::Observed> {
         &o.dashboard
@@ -202,11 +240,28 @@ impl<P: Slot> Part for P {
     }
 
     fn drift(&self, d: &Desired, o: &Observed) -> Vec<Difference> {
-        Piece::drift(self, d, self.found(o))
+        if self.is_wanted(d) {
+            Piece::drift(self, d, self.found(o))
+        } else if self.exists(o) && !Part::foreign(self, d, o) {
+            vec![Difference::new(
+                Part::label(self, d),
+                UNWANTED,
+                "exists, but the configuration no longer wants it",
+            )]
+        } else {
+            Vec::new()
+        }
     }
 
     fn ensure<'a>(&'a self, run: &'a Run<'_>) -> BoxFuture<'a, Result<(), PieceError>> {
         Box::pin(async move {
+            // A piece the configuration no longer wants goes, if it is the stack's.
+            if !self.is_wanted(run.d) {
+                if self.exists(run.o) && !Part::foreign(self, run.d, run.o) {
+                    Piece::delete(self, run.c, run.d, self.found(run.o), run.how.cancel).await?;
+                }
+                return Ok(());
+            }
             // Claim before every write, on create and on update: a piece of the stack's name
             // that is not the stack's (made by someone else before the create, or after the
             // stack's own was deleted outside Terraform) is a name taken, never adopted.
@@ -246,6 +301,14 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Observed, PieceError> {
         alarms::read_all(c, d).boxed(),
         Dashboard.read(c, d).boxed(),
     );
+    // The event-driven pieces are read whether or not they are wanted: one left behind by
+    // `event_driven = false` is drift to remove.
+    let (events_queue, dead_letter_queue, change_rule, event_source) = futures::join!(
+        Queue::Events.read(c, d).boxed(),
+        Queue::DeadLetter.read(c, d).boxed(),
+        ChangeRule.read(c, d).boxed(),
+        EventSource.read(c, d).boxed(),
+    );
     Ok(Observed {
         bucket: bucket?,
         topic: topic?,
@@ -255,6 +318,10 @@ pub async fn read(c: &Clients, d: &Desired) -> Result<Observed, PieceError> {
         schedules: schedules.transpose()?,
         alarms: alarms?,
         dashboard: dashboard?,
+        events_queue: events_queue?,
+        dead_letter_queue: dead_letter_queue?,
+        change_rule: change_rule?,
+        event_source: event_source?,
     })
 }
 

@@ -270,6 +270,20 @@ pub fn config(config: &crate::protocol::value::Value) -> crate::protocol::diag::
         d.0.extend(def.validate(config).0);
     }
     d.0.extend(exemptions(config, today()));
+    let listed = config
+        .attr("member_accounts")
+        .as_list()
+        .is_some_and(|l| !l.is_empty());
+    if listed && config.attr("organization_accounts").as_bool() == Some(true) {
+        d.push(
+            crate::protocol::diag::Diagnostic::error(
+                "Conflicting member_accounts",
+                "member_accounts lists accounts and organization_accounts = true scans every \
+                 account of the organization: set one of them.",
+            )
+            .at(crate::protocol::diag::AttrPath::attr("member_accounts")),
+        );
+    }
     if d.0.is_empty() {
         d.0.extend(environment_fits(config));
     }
@@ -375,6 +389,110 @@ pub mod checks {
 
     pub fn bucket_name(v: &Value, at: &AttrPath) -> Problems {
         one(at, super::bucket_name(text(v)))
+    }
+
+    /// Region names, or `*` alone; no duplicates.
+    pub fn scan_regions(v: &Value, at: &AttrPath) -> Problems {
+        let items: Vec<&str> = v
+            .as_list()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if items.is_empty() && v.as_list().is_some_and(<[Value]>::is_empty) {
+            return vec![(
+                at.clone(),
+                "Lists no region: name regions, use [\"*\"] for every enabled region, or leave \
+                 scan_regions unset for the provider's region."
+                    .into(),
+            )];
+        }
+        let mut out = Problems::new();
+        if items.contains(&"*") && items.len() > 1 {
+            out.push((
+                at.clone(),
+                "\"*\" means every enabled region and stands alone; remove the other names.".into(),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (i, r) in items.iter().enumerate() {
+            let shaped = r.split('-').count() >= 3
+                && r.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && r.ends_with(|c: char| c.is_ascii_digit());
+            if *r != "*" && !shaped {
+                out.push((
+                    at.clone().index(i),
+                    format!("{r:?} is not a region name (e.g. \"eu-west-1\") or \"*\"."),
+                ));
+            } else if !seen.insert(*r) {
+                out.push((at.clone().index(i), format!("{r:?} is listed twice.")));
+            }
+        }
+        out
+    }
+
+    /// 12-digit account ids, no duplicates.
+    pub fn member_accounts(v: &Value, at: &AttrPath) -> Problems {
+        let mut out = Problems::new();
+        let mut seen = BTreeSet::new();
+        for (i, id) in v
+            .as_list()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Value::as_str)
+            .enumerate()
+        {
+            if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+                out.push((
+                    at.clone().index(i),
+                    format!("{id:?} is not an AWS account id (12 digits)."),
+                ));
+            } else if !seen.insert(id) {
+                out.push((at.clone().index(i), format!("{id:?} is listed twice.")));
+            }
+        }
+        out
+    }
+
+    /// An IAM role name: 1-64 of letters, digits and `+=,.@_-`.
+    pub fn role_name(v: &Value, at: &AttrPath) -> Problems {
+        let name = text(v);
+        let ok = (1..=64).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+        one(
+            at,
+            if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{name:?} is not an IAM role name: 1 to 64 letters, digits and + = , . @ _ -."
+                ))
+            },
+        )
+    }
+
+    /// An STS external id: 2-1224 of letters, digits and `+=,.@:/_-`.
+    pub fn external_id(v: &Value, at: &AttrPath) -> Problems {
+        let id = text(v);
+        let ok = (2..=1224).contains(&id.len())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/_-".contains(c));
+        one(
+            at,
+            if ok {
+                Ok(())
+            } else {
+                Err("An external id is 2 to 1224 letters, digits and + = , . @ : / _ -.".into())
+            },
+        )
+    }
+
+    pub fn concurrency(v: &Value, at: &AttrPath) -> Problems {
+        whole(v, at, |n| super::in_range(n, (1, 64), "scan_concurrency"))
     }
 
     pub fn exemption_days(v: &Value, at: &AttrPath) -> Problems {

@@ -76,99 +76,7 @@ fn state_attrs(w: &Workdir) -> Value {
 
 /// Every piece of the stack `suffix` found in the emulator's account, by listing each service.
 async fn pieces(moto: &Moto, suffix: &str) -> Vec<String> {
-    let cfg = sdk(moto).await;
-    let mine = |name: &str| name.ends_with(&format!("-{suffix}"));
-    let mut found = Vec::new();
-    let s3 = s3(&cfg);
-    for b in s3
-        .list_buckets()
-        .send()
-        .await
-        .expect("list buckets")
-        .buckets()
-    {
-        found.extend(b.name().filter(|n| mine(n)).map(|n| format!("bucket {n}")));
-    }
-    let sns = aws_sdk_sns::Client::new(&cfg);
-    for t in sns
-        .list_topics()
-        .send()
-        .await
-        .expect("list topics")
-        .topics()
-    {
-        found.extend(
-            t.topic_arn()
-                .filter(|n| mine(n))
-                .map(|n| format!("topic {n}")),
-        );
-    }
-    let iam = aws_sdk_iam::Client::new(&cfg);
-    for r in iam.list_roles().send().await.expect("list roles").roles() {
-        if mine(r.role_name()) {
-            found.push(format!("role {}", r.role_name()));
-        }
-    }
-    let lambda = aws_sdk_lambda::Client::new(&cfg);
-    for f in lambda
-        .list_functions()
-        .send()
-        .await
-        .expect("list functions")
-        .functions()
-    {
-        found.extend(
-            f.function_name()
-                .filter(|n| mine(n))
-                .map(|n| format!("function {n}")),
-        );
-    }
-    let logs = aws_sdk_cloudwatchlogs::Client::new(&cfg);
-    for g in logs
-        .describe_log_groups()
-        .send()
-        .await
-        .expect("log groups")
-        .log_groups()
-    {
-        found.extend(
-            g.log_group_name()
-                .filter(|n| mine(n))
-                .map(|n| format!("log group {n}")),
-        );
-    }
-    let events = aws_sdk_eventbridge::Client::new(&cfg);
-    for r in events.list_rules().send().await.expect("rules").rules() {
-        found.extend(r.name().filter(|n| mine(n)).map(|n| format!("rule {n}")));
-    }
-    let cw = aws_sdk_cloudwatch::Client::new(&cfg);
-    for a in cw
-        .describe_alarms()
-        .send()
-        .await
-        .expect("alarms")
-        .metric_alarms()
-    {
-        found.extend(
-            a.alarm_name()
-                .filter(|n| mine(n))
-                .map(|n| format!("alarm {n}")),
-        );
-    }
-    for d in cw
-        .list_dashboards()
-        .send()
-        .await
-        .expect("dashboards")
-        .dashboard_entries()
-    {
-        found.extend(
-            d.dashboard_name()
-                .filter(|n| mine(n))
-                .map(|n| format!("dashboard {n}")),
-        );
-    }
-    found
+    common::pieces(moto, suffix).await
 }
 
 /// Asserts the emulator holds no piece of the stack `suffix`.
@@ -189,11 +97,12 @@ async fn assert_swept_except(moto: &Moto, suffix: &str, except: &[&str]) {
     );
 }
 
-/// Asserts the emulator holds all 15 pieces (bucket, topic, 2 roles, 2 functions, 2 log groups,
-/// 2 rules, 4 alarms, dashboard) of the stack (the sweep's counterpart).
+/// Asserts the emulator holds all 19 pieces (bucket, topic, 2 roles, 2 functions, 2 log groups,
+/// 2 schedule rules, 4 alarms, dashboard, and with `event_driven` the change rule, 2 queues and
+/// the event source mapping) of the stack (the sweep's counterpart).
 async fn assert_present(moto: &Moto, suffix: &str) {
     let found = pieces(moto, suffix).await;
-    assert_eq!(found.len(), 15, "pieces of {suffix}: {found:?}");
+    assert_eq!(found.len(), 19, "pieces of {suffix}: {found:?}");
 }
 
 both_ways!(

@@ -74,6 +74,32 @@ impl Observed {
                 FailureDuration::new(|k| Found::Present(Alarm::new(f, k).wanted(d)))
             }),
             dashboard: Found::Present(dashboard::Observed::new(dashboard::body(d))),
+            events_queue: Found::Present(queues::Observed {
+                url: format!("https://sqs/{}", d.names.events_queue),
+                attributes: Queue::Events.attributes(d),
+                messages: 0,
+                tags: d.tags.clone(),
+            }),
+            dead_letter_queue: Found::Present(queues::Observed {
+                url: format!("https://sqs/{}", d.names.dead_letter_queue),
+                attributes: Queue::DeadLetter.attributes(d),
+                messages: 0,
+                tags: d.tags.clone(),
+            }),
+            change_rule: Found::Present(changes::Observed {
+                pattern: changes::pattern(),
+                enabled: true,
+                targets: vec![d.queue_arn(&d.names.events_queue)],
+                tags: d.tags.clone(),
+            }),
+            event_source: Found::Present(event_source::Observed {
+                uuid: "esm-1".into(),
+                batch_size: Some(event_source::BATCH_SIZE),
+                batching_window: Some(event_source::BATCHING_WINDOW_SECONDS),
+                state: "Enabled".into(),
+                reports_failures: true,
+                stack: d.names.suffix.clone(),
+            }),
         }
     }
 }
@@ -101,6 +127,8 @@ fn desired() -> Desired {
         ]),
         force_destroy: false,
         exemptions: Vec::new(),
+        scope: crate::desired::Scope::here("us-east-1"),
+        event_driven: true,
     }
 }
 
@@ -117,7 +145,7 @@ fn a_stack_as_wanted_has_no_drift_and_every_piece_is_in_the_table() {
     let o = Observed::wanted(&d);
     assert_eq!(o.drift(&d), Vec::<String>::new());
     let labels: BTreeSet<String> = parts().map(|p| p.label(&d)).collect();
-    assert_eq!(labels.len(), 15, "{labels:?}");
+    assert_eq!(labels.len(), 19, "{labels:?}");
     assert!(parts().all(|p| p.exists(&o) && !p.foreign(&d, &o)));
     assert!(!o.nothing_exists());
 }
@@ -333,4 +361,47 @@ fn every_s3_grant_of_the_roles_is_limited_to_the_stacks_account() {
             );
         }
     }
+}
+
+#[test]
+fn the_scanner_may_assume_exactly_the_member_roles_it_scans() {
+    let mut d = desired();
+    let statements = |d: &Desired| Role::Scanner.policy(d)["Statement"].clone();
+    let assume = |d: &Desired| {
+        statements(d)
+            .as_array()
+            .expect("statements")
+            .iter()
+            .filter(|s| {
+                s["Action"] == "sts:AssumeRole" || s["Action"] == "organizations:ListAccounts"
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        assume(&d),
+        Vec::<serde_json::Value>::new(),
+        "one account: no AssumeRole"
+    );
+
+    d.scope.member_accounts = vec!["111111111111".into(), "222222222222".into()];
+    d.scope.member_role_name = "Scan".into();
+    assert_eq!(
+        assume(&d),
+        [serde_json::json!({
+            "Sid": "AssumeMemberRoles", "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Resource": ["arn:aws:iam::111111111111:role/Scan", "arn:aws:iam::222222222222:role/Scan"]
+        })]
+    );
+
+    d.scope.member_accounts.clear();
+    d.scope.organization_accounts = true;
+    let org = assume(&d);
+    assert_eq!(org.len(), 2, "{org:?}");
+    assert_eq!(org[0]["Resource"], "arn:aws:iam::*:role/Scan");
+    assert_eq!(
+        org[0]["Condition"]["StringEquals"]["aws:ResourceOrgID"], "${aws:PrincipalOrgID}",
+        "only roles of the scanner's own organization"
+    );
+    assert_eq!(org[1]["Action"], "organizations:ListAccounts");
 }

@@ -63,7 +63,8 @@ pub fn flat(text: &str) -> String {
 
 /// Every piece named for the stack `suffix` in the emulator's account, whoever made it, by listing
 /// each service: `bucket <name>`, `topic <arn>`, `role <name>`, `function <name>`,
-/// `log group <name>`, `rule <name>`, `alarm <name>`, `dashboard <name>`.
+/// `log group <name>`, `rule <name>`, `alarm <name>`, `dashboard <name>`, `queue <name>`,
+/// `mapping <queue> -> <function>`.
 #[allow(dead_code)]
 pub async fn pieces(moto: &Moto, suffix: &str) -> Vec<String> {
     let cfg = sdk(moto).await;
@@ -143,6 +144,36 @@ pub async fn pieces(moto: &Moto, suffix: &str) -> Vec<String> {
                 .filter(|n| mine(n))
                 .map(|n| format!("dashboard {n}")),
         );
+    }
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+    let queues = sqs.list_queues().send().await.expect("queues");
+    for url in queues.queue_urls() {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        if mine(name) {
+            found.push(format!("queue {name}"));
+        }
+    }
+    let mappings = aws_sdk_lambda::Client::new(&cfg)
+        .list_event_source_mappings()
+        .send()
+        .await
+        .expect("event source mappings");
+    for m in mappings.event_source_mappings() {
+        let queue = m
+            .event_source_arn()
+            .unwrap_or_default()
+            .rsplit(':')
+            .next()
+            .unwrap_or_default();
+        let function = m
+            .function_arn()
+            .unwrap_or_default()
+            .rsplit(':')
+            .next()
+            .unwrap_or_default();
+        if mine(queue) || mine(function) {
+            found.push(format!("mapping {queue} -> {function}"));
+        }
     }
     found.sort();
     found
