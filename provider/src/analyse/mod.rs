@@ -9,6 +9,7 @@
 pub mod findings;
 pub mod interval;
 pub mod report;
+pub mod trail;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -397,7 +398,11 @@ pub async fn analyse(
         .present()
         .and_then(|r| r.created)
         .map(|c| Duration::from_secs(now.saturating_sub(c).max(0) as u64));
-    let found = findings::all(&d, &observed, &results, age);
+    let mut found = findings::all(&d, &observed, &results, age);
+    if d.event_driven {
+        found.extend(trail::finding(&d, &trail::read(&clients).await));
+        found.sort_by_key(|f| (f.area, f.severity));
+    }
     let at = time::OffsetDateTime::from_unix_timestamp(now)
         .ok()
         .and_then(|t| {

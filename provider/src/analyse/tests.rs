@@ -479,3 +479,18 @@ fn report_json_shape_and_table() {
     assert!(table.contains("Results bucket    ok"), "{table}");
     assert!(table.contains("ISSUES FOUND: 1 issue(s)"), "{table}");
 }
+
+#[test]
+fn a_region_without_a_management_trail_is_a_warning_only_when_event_driven() {
+    use super::trail::{finding, Trails};
+    let mut d = desired();
+    assert!(d.event_driven, "the default");
+    let f = finding(&d, &Trails::None).expect("a warning");
+    assert_eq!((f.area, f.severity), (Area::Events, Severity::Warning));
+    assert!(f.message.contains("next scheduled scan"), "{}", f.message);
+    assert_eq!(finding(&d, &Trails::Logging("org-trail".into())), None);
+    assert!(finding(&d, &Trails::Unreadable("AccessDenied".into()))
+        .is_some_and(|f| f.message.contains("AccessDenied")));
+    d.event_driven = false;
+    assert_eq!(finding(&d, &Trails::None), None);
+}

@@ -56,6 +56,8 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     /// SQS.
     pub sqs: aws_sdk_sqs::Client,
+    /// CloudTrail (read by `analyse` only: does a trail feed the change rule).
+    pub cloudtrail: aws_sdk_cloudtrail::Client,
     /// The region every piece lives in.
     pub region: String,
 }
@@ -116,6 +118,7 @@ impl Clients {
             cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
+            cloudtrail: aws_sdk_cloudtrail::Client::new(&config),
             region,
         })
     }
