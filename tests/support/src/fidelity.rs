@@ -33,6 +33,9 @@ pub struct Fidelity {
     pub lambda_update: Duration,
     /// Fraction (0.0..=1.0) of requests answered with that service's throttling error instead of being
     /// forwarded, by signing name ("lambda", "iam", "sts", "sns", "s3", "logs", "events", "monitoring", "ec2"); "*" for every service not named.
+    /// A key may also be a request kind as [`Counters::requests`] names it (`ec2:DescribeInstances`,
+    /// `s3:PUT /bucket/scans/*`), before its service: AWS throttles per action (EC2) or per key
+    /// prefix (S3), not only per service.
     pub throttle: BTreeMap<String, f64>,
     /// Bucket names that belong to "another account": CreateBucket answers 409 BucketAlreadyExists,
     /// HeadBucket 403 (empty body), any other request on the bucket 403 AccessDenied.
@@ -520,7 +523,8 @@ impl State {
         }
         let throttle = &self.config.throttle;
         let rate = throttle
-            .get(&call.service)
+            .get(&call.kind)
+            .or_else(|| throttle.get(&call.service))
             .or_else(|| throttle.get("*"))
             .copied()
             .unwrap_or(0.0);

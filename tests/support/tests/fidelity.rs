@@ -1239,3 +1239,46 @@ async fn assume_role_follows_the_roles_trust_policy() {
         "{c:?}"
     );
 }
+
+#[tokio::test]
+async fn throttling_by_request_kind_leaves_the_service_s_other_calls_alone() {
+    let moto = Moto::start();
+    let proxy = FidelityProxy::start(
+        &moto,
+        Fidelity {
+            throttle: BTreeMap::from([("s3:PUT /kinds/slow/*".to_string(), 1.0)]),
+            ..Fidelity::default()
+        },
+    );
+    let cfg = sdk(&proxy, 2).await;
+    let s3 = s3(&cfg);
+    s3.create_bucket()
+        .bucket("kinds")
+        .send()
+        .await
+        .expect("CreateBucket");
+    let err = s3
+        .put_object()
+        .bucket("kinds")
+        .key("slow/k")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("that kind is throttled");
+    assert_eq!(err.code(), Some("SlowDown"));
+    s3.put_object()
+        .bucket("kinds")
+        .key("fast")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("another kind of the same service");
+    s3.list_objects_v2()
+        .bucket("kinds")
+        .send()
+        .await
+        .expect("ListObjectsV2");
+    let c = proxy.counters();
+    assert_eq!(c.throttled.get("s3"), Some(&2), "{c:?}");
+    assert_eq!(c.requests.get("s3:PUT /kinds/slow/*"), Some(&2));
+}
