@@ -65,6 +65,11 @@ pub struct ScanArgs {
     /// Most (account, region) pairs read at once, 1 to 64 [default: 8].
     #[arg(long, env = contract::SCAN_CONCURRENCY)]
     pub scan_concurrency: Option<String>,
+    /// Stop reading after this many seconds and store what was read, each region not read by
+    /// then recorded as timed out (a flag only: the Lambda function stops before its own
+    /// deadline).
+    #[arg(long)]
+    pub time_limit_seconds: Option<u64>,
 }
 
 /// The flag that sets a variable (`BUCKET_NAME` is `--bucket-name`): clap names each flag after

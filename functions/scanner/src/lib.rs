@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 use crate::config::{Config, ScanArgs};
-use crate::run::{run_scan, setup, Clients, RunReport};
+use crate::run::{run_scan_until, setup, Clients, RunReport};
 
 /// The command line of a local run.
 #[derive(Debug, Parser)]
@@ -74,6 +74,9 @@ pub async fn main_entry() -> ExitCode {
 /// `compliance-scanner scan`: the summary JSON on stdout, one line on stderr, exit 1 on failure
 /// and 2 on invalid settings.
 pub async fn cli_scan(args: ScanArgs) -> ExitCode {
+    let deadline = args
+        .time_limit_seconds
+        .map(|s| tokio::time::Instant::now() + std::time::Duration::from_secs(s));
     let (config, clients) = match setup(args).await {
         Ok(both) => both,
         Err(e) => {
@@ -81,7 +84,7 @@ pub async fn cli_scan(args: ScanArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run_scan(&config, &clients).await {
+    match Box::pin(run_scan_until(&config, &clients, deadline)).await {
         Ok(report) => {
             match serde_json::to_string(&report) {
                 Ok(json) => println!("{json}"),
@@ -115,7 +118,8 @@ async fn lambda_main() -> Result<(), lambda_runtime::Error> {
             if events::is_sqs_batch(&event.payload) {
                 return events::serve(event.payload).await;
             }
-            let report = handle(config, clients).await?;
+            let deadline = run::scan_deadline(event.context.deadline);
+            let report = handle(config, clients, deadline).await?;
             Ok(serde_json::to_value(report)?)
         },
     ))
@@ -124,8 +128,12 @@ async fn lambda_main() -> Result<(), lambda_runtime::Error> {
 
 /// One invocation: a scan, its summary as the response; a failure after the result was stored
 /// fails the invocation (so the errors alarm fires) and names where the result is.
-async fn handle(config: &Config, clients: &Clients) -> Result<RunReport, lambda_runtime::Error> {
-    let report = run_scan(config, clients)
+async fn handle(
+    config: &Config,
+    clients: &Clients,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<RunReport, lambda_runtime::Error> {
+    let report = Box::pin(run_scan_until(config, clients, deadline))
         .await
         .map_err(|e| format!("scan failed, nothing stored: {e:#}"))?;
     tracing::info!("{}", report.human_line());

@@ -228,6 +228,19 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).expect("UTC time formats as RFC 3339")
 }
 
+/// The time a Lambda invocation's scan stops reading, given the invocation's deadline (ms since
+/// the epoch): the rest, a tenth of the time left and at least 10 s (at most half of it), is kept
+/// to store the result, publish the metrics and send the alert.
+pub fn scan_deadline(deadline_ms: u64) -> Option<tokio::time::Instant> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    let left = deadline_ms.checked_sub(now_ms)?;
+    let reserve = (left / 10).max(10_000).min(left / 2);
+    Some(tokio::time::Instant::now() + std::time::Duration::from_millis(left - reserve))
+}
+
 /// Runs one scan with no time limit; see [`run_scan_until`].
 pub async fn run_scan(config: &Config, clients: &Clients) -> anyhow::Result<RunReport> {
     // Boxed: the scan's future is deep, and callers' futures would have to hold it inline.
@@ -562,7 +575,7 @@ fn summarize(accounts: &[String], outcomes: &[PairOutcome], errors: &[ScanError]
 /// rest is stored. An error means nothing was stored; once the result is stored, metric and alert
 /// failures are collected in [`RunReport::errors`] (both are still attempted). Accounts and
 /// regions that could not be read are in the result's `errors` and [`RunReport::scan_errors`];
-/// when none at all could be read, the scan fails and nothing is stored.
+/// when nothing at all could be read, the scan fails and nothing is stored.
 pub async fn run_scan_until(
     config: &Config,
     clients: &Clients,
@@ -695,7 +708,12 @@ pub async fn run_scan_until(
     }
     errors.extend(outcomes.iter().filter_map(|o| o.error.clone()));
     errors.sort();
-    let read = outcomes.iter().filter(|o| o.error.is_none()).count();
+    // Nothing read at all (every region failed before its first instance): no result, as before
+    // organisation scanning. A region cut short still counts what it read.
+    let read = outcomes
+        .iter()
+        .filter(|o| o.error.is_none() || o.counts.as_ref().is_some_and(|c| c.scanned > 0))
+        .count();
     if read == 0 {
         upload.abort().await;
         let causes: Vec<&str> = errors.iter().map(|e| e.cause.as_str()).take(5).collect();
