@@ -468,6 +468,11 @@ async fn event_batches_through_the_runtime_api() {
     let key2 = new_key(&aws, bucket, &before).await;
     assert_eq!(key2, "events/2026/11/28/20261128T100000Z-e-open.json");
     let r = read_event(&aws, bucket, &key2).await;
+    // Kept for a person to read (docs/events.md shows one).
+    let _ = std::fs::write(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("event-result-example.json"),
+        serde_json::to_string_pretty(&r).unwrap_or_default(),
+    );
     let mut expected = webs.clone();
     expected.sort();
     assert_eq!(r.events[0].judged, expected, "the group's instances");
@@ -531,6 +536,79 @@ async fn event_batches_through_the_runtime_api() {
         "nothing non-compliant: no alert"
     );
 
+    // 3b. An interface's groups changed: the instance it is attached to is judged, alone.
+    let described = aws
+        .ec2
+        .describe_instances()
+        .instance_ids(&webs[0])
+        .send()
+        .await
+        .expect("describe");
+    let eni = described.reservations()[0].instances()[0].network_interfaces()[0]
+        .network_interface_id()
+        .expect("primary interface")
+        .to_string();
+    let changed = api_call(
+        "e-eni",
+        "ModifyNetworkInterfaceAttribute",
+        json!({"networkInterfaceId": eni, "groupSet": {"items": [{"groupId": web}]}}),
+        json!({"_return": true}),
+    );
+    let before = event_keys(&aws, bucket).await;
+    let response = invoke(port, &batch(&[("m-8", changed.to_string())])).expect("invoke");
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let r = read_event(&aws, bucket, &new_key(&aws, bucket, &before).await).await;
+    assert_eq!(r.events[0].judged, std::slice::from_ref(&webs[0]));
+    assert_eq!(r.scan.summary.non_compliant, 1);
+    assert_eq!(sent_notifications(&moto, &topic).len(), 3);
+
+    // 3c. A group carried only by an instance's second interface: that instance is its user.
+    let db = group(&aws.ec2, &vpc, "db", vec![]).await;
+    let dual = launch(&aws.ec2, &image, Some(&subnet), &[&plain], &full, 1)
+        .await
+        .remove(0);
+    let second = aws
+        .ec2
+        .create_network_interface()
+        .subnet_id(&subnet)
+        .groups(&db)
+        .send()
+        .await
+        .expect("create interface")
+        .network_interface
+        .and_then(|n| n.network_interface_id)
+        .expect("interface id");
+    aws.ec2
+        .attach_network_interface()
+        .network_interface_id(&second)
+        .instance_id(&dual)
+        .device_index(1)
+        .send()
+        .await
+        .expect("attach interface");
+    aws.ec2
+        .authorize_security_group_ingress()
+        .group_id(&db)
+        .ip_permissions(rule("tcp", Some(3306), Some(3306), &["0.0.0.0/0"]))
+        .send()
+        .await
+        .expect("open 3306");
+    let opened = api_call(
+        "e-db",
+        "AuthorizeSecurityGroupIngress",
+        json!({"groupId": db}),
+        json!({"_return": true}),
+    );
+    let before = event_keys(&aws, bucket).await;
+    let response = invoke(port, &batch(&[("m-9", opened.to_string())])).expect("invoke");
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let r = read_event(&aws, bucket, &new_key(&aws, bucket, &before).await).await;
+    assert_eq!(r.events[0].judged, std::slice::from_ref(&dual));
+    let judged = &r.scan.instances[0];
+    assert!(judged.security_groups.contains(&db), "{judged:?}");
+    assert_eq!(judged.violations[0].ports, [3306]);
+    assert_eq!(sent_notifications(&moto, &topic).len(), 4);
+
     // 4. A deleted instance and one that never existed: logged, dropped, not a failure.
     terminate(&aws.ec2, &other[0]).await;
     let never = "i-0123456789abcdef0";
@@ -574,7 +652,7 @@ async fn event_batches_through_the_runtime_api() {
             .any(|l| l.contains("record dropped") && l.contains("m-3")),
         "{text}"
     );
-    assert_eq!(sent_notifications(&moto, &topic).len(), 2);
+    assert_eq!(sent_notifications(&moto, &topic).len(), 4);
 
     // 5. The first batch delivered again: the same key, overwritten, no second object.
     let before = event_keys(&aws, bucket).await;
@@ -592,7 +670,7 @@ async fn event_batches_through_the_runtime_api() {
         &json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}),
     )
     .expect("scan");
-    assert_eq!(scan["scanned"], 3, "{scan}");
+    assert_eq!(scan["scanned"], 4, "{scan}");
     assert_eq!(aws.scan_keys(bucket).await.len(), 1);
 }
 

@@ -112,6 +112,8 @@ pub async fn handle(ctx: &Context, payload: &Value) -> Result<Outcome, CallError
             alert_sent = outcome.alert_sent,
             result_key = outcome.result_key.as_deref().unwrap_or(""),
             run_ms = outcome.run_ms,
+            stored_ms = outcome.stored_ms.unwrap_or(0),
+            aws_ms = outcome.aws_ms,
             own_ms = outcome.own_ms,
             api_calls = %serde_json::to_string(&outcome.api_calls).unwrap_or_default(),
             "event batch handled"

@@ -128,15 +128,27 @@ pub async fn read_region(
             c
         )),
         chunked(&groups, VALUES_PER_FILTER, |c| async move {
-            let (instances, interfaces) = tokio::try_join!(
+            let (instances, interfaces) = tokio::join!(
                 instances_of_groups(client, region, c),
                 interfaces(client, region, "group-id", c)
-            )?;
-            Ok((instances, interfaces))
+            );
+            Ok((instances?, interfaces))
         }),
     );
     for (chunk, result) in by_eni {
         match result {
+            // A role without ec2:DescribeNetworkInterfaces (stacks made before the event mode)
+            // cannot resolve an interface: those changes are skipped, the rest judged.
+            Err(CallError::Refused(m)) => {
+                tracing::error!(error = %m, "network interfaces not read");
+                for id in &chunk {
+                    out.skipped.push(skipped(
+                        id,
+                        region,
+                        "not read: DescribeNetworkInterfaces refused",
+                    ));
+                }
+            }
             Ok(list) => {
                 let seen: BTreeSet<&String> = list.iter().map(|i| &i.id).collect();
                 for id in chunk.iter().filter(|id| !seen.contains(id)) {
@@ -161,6 +173,18 @@ pub async fn read_region(
     for (chunk, result) in by_group {
         match result {
             Ok((instances, interfaces)) => {
+                let interfaces = match interfaces {
+                    Ok(list) => list,
+                    Err(CallError::Refused(m)) => {
+                        // The primary interfaces' groups came with the instances.
+                        tracing::error!(error = %m, "secondary interfaces not read");
+                        Vec::new()
+                    }
+                    Err(e) => {
+                        fail(&mut out, &t, &chunk, e)?;
+                        Vec::new()
+                    }
+                };
                 let named: BTreeSet<&String> = chunk.iter().collect();
                 for i in instances {
                     let via: Vec<&String> =
