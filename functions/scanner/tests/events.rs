@@ -654,6 +654,23 @@ async fn event_batches_through_the_runtime_api() {
     );
     assert_eq!(sent_notifications(&moto, &topic).len(), 4);
 
+    // 4b. The same for an instance named by a change made just now: EC2 may not describe a new
+    //     instance at once, so its record goes back to the queue (until the change is 5 minutes
+    //     old), and nothing is stored.
+    let mut young = api_call(
+        "e-young",
+        "RunInstances",
+        json!({}),
+        json!({"instancesSet": {"items": [{"instanceId": "i-0fedcba9876543210"}]}}),
+    );
+    young["time"] = json!(time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap());
+    let before = event_keys(&aws, bucket).await;
+    let response = invoke(port, &batch(&[("m-10", young.to_string())])).expect("invoke");
+    assert_eq!(failures(&response), ["m-10"]);
+    assert_eq!(event_keys(&aws, bucket).await, before);
+
     // 5. The first batch delivered again: the same key, overwritten, no second object.
     let before = event_keys(&aws, bucket).await;
     let response = invoke(port, &first).expect("invoke");

@@ -20,7 +20,12 @@ use super::output::{
     JudgedChange, TRIGGER,
 };
 use super::parse::{parse_batch, Change, Dropped, Received};
-use super::read::{read_region, Targets};
+use super::read::{read_region, Skipped, Targets};
+
+/// How long after its change an instance EC2 says does not exist is asked for again (its
+/// records go back to the queue) rather than dropped: EC2 documents that a new instance may not
+/// be described at once after `RunInstances`. Older, it is gone.
+pub const NOT_VISIBLE_YET: time::Duration = time::Duration::minutes(5);
 
 /// What an invocation did. Its [`response`](Outcome::response) is the partial batch response;
 /// the rest is logged (and read by the benchmark).
@@ -194,7 +199,30 @@ pub async fn handle(ctx: &Context, payload: &Value) -> Result<Outcome, CallError
         }
         groups.extend(read.groups);
         skipped.extend(read.skipped);
+        for (id, from) in read.missing {
+            // EC2 is eventually consistent: an instance just launched may not be described yet.
+            let young: Vec<usize> = from
+                .iter()
+                .copied()
+                .filter(|n| started_at - accepted[*n].change.at() < NOT_VISIBLE_YET)
+                .collect();
+            if young.is_empty() {
+                skipped.push(Skipped {
+                    id,
+                    region: accepted[from.first().copied().unwrap_or(0)]
+                        .change
+                        .region
+                        .clone(),
+                    reason: "does not exist".to_string(),
+                });
+            } else {
+                tracing::info!(id = %id, "instance not visible yet: its change goes back to the queue");
+                failed.extend(young);
+            }
+        }
     }
+    skipped.sort();
+    skipped.dedup();
     for s in &skipped {
         tracing::info!(id = %s.id, region = %s.region, reason = %s.reason, "named resource not judged");
     }

@@ -92,6 +92,9 @@ pub struct RegionRead {
     pub groups: Vec<SecurityGroup>,
     /// Named resources that are gone or have nothing to judge.
     pub skipped: Vec<Skipped>,
+    /// Instances EC2 says do not exist, with the changes that named them: gone, or (just
+    /// launched) not visible yet, which the caller tells apart by the changes' age.
+    pub missing: Vec<(String, BTreeSet<usize>)>,
     /// Changes whose resources could not be read for a retryable reason.
     pub failed: BTreeSet<usize>,
     /// What failed, for the log.
@@ -214,7 +217,8 @@ pub async fn read_region(
         match instances_by_id(client, region, chunk).await {
             Ok((instances, missing)) => {
                 for id in missing {
-                    out.skipped.push(skipped(&id, region, "does not exist"));
+                    let from = t.origin.get(&id).cloned().unwrap_or_default();
+                    out.missing.push((id, from));
                 }
                 for i in instances {
                     if SCANNED_STATES.contains(&i.state.as_str()) {
