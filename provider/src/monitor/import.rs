@@ -11,8 +11,8 @@ use super::stack::Observed;
 use crate::aws::Desired;
 use crate::protocol::value::Value;
 use compliance_rules::contract::{
-    decode_exemptions, decode_key, decode_ports, decode_strings, EXEMPTIONS, EXEMPT_TAG_KEY,
-    REQUIRED_TAGS, RESTRICTED_PORTS,
+    decode_exemptions, decode_key, decode_ports, decode_strings, ScannerSettings, EXEMPTIONS,
+    EXEMPT_TAG_KEY, REQUIRED_TAGS, RESTRICTED_PORTS,
 };
 
 /// The state of an imported stack: the model with every setting found on the pieces (the
@@ -47,6 +47,17 @@ pub fn model_from(d: &Desired, o: &Observed, settings: &ProviderSettings) -> Mon
                 .map(ExemptionBlock::from_exemption)
                 .collect();
         }
+        // The scan's scope, as the scanner reads it: the provider's region alone is the default.
+        let var = |k: &str| f.environment.get(k).cloned();
+        if let Ok(scanner) = ScannerSettings::from_vars(var, Some(&d.region)) {
+            m.scan_regions = (scanner.regions != [d.region.clone()]).then_some(scanner.regions);
+            m.member_accounts =
+                (!scanner.members.accounts.is_empty()).then_some(scanner.members.accounts);
+            m.organization_accounts = scanner.members.organization;
+            m.member_role_name = scanner.members.role_name;
+            m.member_external_id = scanner.members.external_id;
+            m.scan_concurrency = i32::try_from(scanner.concurrency).unwrap_or(m.scan_concurrency);
+        }
         m.lambda_memory_mb = f.memory;
         m.lambda_timeout_seconds = f.timeout;
         // The user's tags: the function's, less the provider's default tags and the stack's own.
@@ -62,6 +73,8 @@ pub fn model_from(d: &Desired, o: &Observed, settings: &ProviderSettings) -> Mon
             .collect();
         m.tags = (!user.is_empty()).then_some(user);
     }
+    // The event-driven pieces exist together or not at all; the change rule stands for them.
+    m.event_driven = o.change_rule.present().is_some();
     if let Some(s) = o.schedules.scanner.present() {
         m.scan_schedule = s.expression.clone();
     }

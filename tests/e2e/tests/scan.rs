@@ -5,11 +5,8 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::process::Command;
-
 use aws_sdk_ec2::types::{IpPermission, IpRange, ResourceType, Tag, TagSpecification};
-use common::{flat, pieces, s3, sdk, stack_config, stack_workdir};
+use common::{deployed_environment, flat, pieces, s3, scan, sdk, stack_config, stack_workdir};
 use e2e::{text, Aws, Workdir};
 use serde_json::{json, Value};
 
@@ -158,76 +155,6 @@ async fn fleet(cfg: &aws_config::SdkConfig) -> Fleet {
         rdp_group,
         all_group,
     }
-}
-
-/// The scanner function's environment as Lambda holds it.
-async fn deployed_environment(
-    cfg: &aws_config::SdkConfig,
-    suffix: &str,
-) -> HashMap<String, String> {
-    aws_sdk_lambda::Client::new(cfg)
-        .get_function_configuration()
-        .function_name(format!("compliance-scanner-{suffix}"))
-        .send()
-        .await
-        .expect("scanner configuration")
-        .environment()
-        .and_then(|e| e.variables())
-        .expect("the scanner has an environment")
-        .clone()
-}
-
-/// Runs the real scanner binary in CLI mode with exactly `env` (the deployed environment) plus
-/// the emulator's endpoint and test credentials, and returns the stored result.
-async fn scan(aws: &Aws, cfg: &aws_config::SdkConfig, env: &HashMap<String, String>) -> Value {
-    let bin = test_support::target_dir()
-        .join("debug")
-        .join("compliance-scanner");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --workspace --all-targets`",
-        bin.display()
-    );
-    let out = Command::new(&bin)
-        .arg("scan")
-        .env_clear()
-        .envs(env)
-        .envs(aws.moto.aws_env())
-        .output()
-        .expect("run compliance-scanner");
-    let said = text(&out);
-    assert!(out.status.success(), "the scan failed:\n{said}");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("the summary is not JSON ({e}):\n{said}"));
-    let bucket = env.get("BUCKET_NAME").expect("BUCKET_NAME is set");
-    assert_eq!(report["bucket"], json!(bucket), "{said}");
-    let s3 = s3(cfg);
-    let listed = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix("scans/")
-        .send()
-        .await
-        .expect("list scans");
-    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(
-        keys,
-        [report["result_key"].as_str().expect("result_key")],
-        "one result, where the summary says:\n{said}"
-    );
-    let body = s3
-        .get_object()
-        .bucket(bucket)
-        .key(keys[0])
-        .send()
-        .await
-        .expect("get result")
-        .body
-        .collect()
-        .await
-        .expect("read result")
-        .into_bytes();
-    serde_json::from_slice(&body).expect("the result is JSON")
 }
 
 /// Applies `body` as the stack `suffix`, with `force_destroy` so destroy may remove the bucket
