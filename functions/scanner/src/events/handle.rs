@@ -204,7 +204,8 @@ pub async fn handle(ctx: &Context, payload: &Value) -> Result<Outcome, CallError
             let young: Vec<usize> = from
                 .iter()
                 .copied()
-                .filter(|n| started_at - accepted[*n].change.at() < NOT_VISIBLE_YET)
+                // Either way round: a change dated far ahead (a bad clock) is not young.
+                .filter(|n| (started_at - accepted[*n].change.at()).abs() < NOT_VISIBLE_YET)
                 .collect();
             if young.is_empty() {
                 skipped.push(Skipped {

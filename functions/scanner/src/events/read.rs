@@ -26,12 +26,13 @@ use super::clients::{classify, code, CallError};
 /// The instance states the rules page scans.
 pub const SCANNED_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
 
-/// `InstanceIds` per `DescribeInstances`: the most EC2 documents for its instance-id lists. This
-/// form cannot be paged with `MaxResults` (EC2 refuses both together); a `NextToken` is still
-/// followed if one comes.
+/// `InstanceIds` per `DescribeInstances`: the bound EC2 documents for its instance-id lists
+/// (`DescribeInstances` itself names none). This form cannot be paged with `MaxResults` (EC2
+/// refuses both together); a `NextToken` is still followed if one comes.
 pub const IDS_PER_CALL: usize = 1000;
 
-/// Values per filter. EC2 documents no bound but refuses long lists; 200 is what it accepts.
+/// Values per filter. EC2 documents no bound; 200 is a conservative chunk (the figure commonly
+/// reported as accepted).
 pub const VALUES_PER_FILTER: usize = 200;
 
 /// Page size of the filtered forms, the largest EC2 allows.
