@@ -47,7 +47,7 @@ impl Upload {
             owner: owner.map(str::to_string),
             key: key.to_string(),
             part_size,
-            buffer: Vec::with_capacity(part_size.min(1 << 20)),
+            buffer: Vec::new(),
             upload_id: None,
             parts: Vec::new(),
             written: 0,
@@ -65,15 +65,24 @@ impl Upload {
     }
 
     /// Appends bytes, sending each part as it fills. On error the upload is aborted.
-    pub async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        self.buffer.extend_from_slice(bytes);
+    ///
+    /// The buffer is allocated at the part's size and filled to exactly that, then handed to
+    /// UploadPart whole: one part's memory, never a doubled or split copy.
+    pub async fn write(&mut self, mut bytes: &[u8]) -> anyhow::Result<()> {
         self.written += bytes.len() as u64;
-        while self.buffer.len() >= self.part_size {
-            let rest = self.buffer.split_off(self.part_size);
-            let part = std::mem::replace(&mut self.buffer, rest);
-            if let Err(e) = self.send_part(part).await {
-                self.abort().await;
-                return Err(e);
+        while !bytes.is_empty() {
+            if self.buffer.capacity() == 0 {
+                self.buffer = Vec::with_capacity(self.part_size);
+            }
+            let take = bytes.len().min(self.part_size - self.buffer.len());
+            self.buffer.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.buffer.len() == self.part_size {
+                let part = std::mem::take(&mut self.buffer);
+                if let Err(e) = self.send_part(part).await {
+                    self.abort().await;
+                    return Err(e);
+                }
             }
         }
         Ok(())
