@@ -309,3 +309,174 @@ pub fn body(result: &EventResult, bucket: &str, key: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::parse::Change;
+    use compliance_rules::result::{
+        Reason, ScanResult, ScanSettings, Summary, Violation, SCAN_SCHEMA_VERSION,
+    };
+
+    fn change(id: &str, actor: Option<&str>, judged: &[&str]) -> JudgedChange {
+        JudgedChange {
+            change: Change {
+                id: id.into(),
+                name: "CreateTags".into(),
+                source: "aws.ec2".into(),
+                actor: actor.map(str::to_string),
+                time: "2024-05-02T10:11:12Z".into(),
+                account: "123456789012".into(),
+                region: "us-east-1".into(),
+                change: format!("CreateTags Owner on {}", judged.join(", ")),
+                instances: judged.iter().map(|s| s.to_string()).collect(),
+                groups: vec![],
+                network_interfaces: vec![],
+            },
+            judged: judged.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn bad(id: &str) -> InstanceResult {
+        InstanceResult {
+            instance_id: id.into(),
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            state: "running".into(),
+            name: Some(format!("web {id}")),
+            missing_tags: vec!["Owner".into()],
+            violations: vec![Violation {
+                group_id: "sg-1".into(),
+                protocol: "tcp".into(),
+                from_port: Some(22),
+                to_port: Some(22),
+                cidr: "0.0.0.0/0".into(),
+                reason: Reason::RestrictedPorts,
+                ports: vec![22],
+            }],
+            ..InstanceResult::default()
+        }
+    }
+
+    fn result(events: Vec<JudgedChange>, instances: Vec<InstanceResult>) -> EventResult {
+        let n = instances.len() as u64;
+        EventResult {
+            scan: ScanResult {
+                schema_version: SCAN_SCHEMA_VERSION,
+                started_at: "2024-05-02T10:12:00Z".into(),
+                finished_at: "2024-05-02T10:12:01Z".into(),
+                duration_ms: 1000,
+                stack: "prod".into(),
+                account_id: Some("123456789012".into()),
+                regions: vec!["us-east-1".into()],
+                settings: ScanSettings::default(),
+                summary: Summary {
+                    scanned: n,
+                    non_compliant: n,
+                    compliance_percentage: 0.0,
+                    ..Summary::default()
+                },
+                instances,
+                security_groups: vec![],
+                errors: vec![],
+            },
+            trigger: "event".into(),
+            batch_id: "b".into(),
+            events,
+            skipped: vec![],
+            dropped: vec![],
+            findings: n,
+        }
+    }
+
+    #[test]
+    fn the_change_and_its_actor_lead() {
+        let r = result(
+            vec![change(
+                "e-1",
+                Some("arn:aws:iam::123456789012:user/alice"),
+                &["i-1"],
+            )],
+            vec![bad("i-1")],
+        );
+        assert_eq!(
+            subject(&r),
+            "[prod] CreateTags by user/alice: 1 instance(s) non-compliant"
+        );
+        let b = body(&r, "bkt", "events/k.json");
+        assert!(b.contains(
+            "- 2024-05-02T10:11:12Z CreateTags by arn:aws:iam::123456789012:user/alice (event e-1)\n"
+        ), "{b}");
+        assert!(b.contains("  -> non-compliant: i-1\n"), "{b}");
+        assert!(
+            b.contains(
+                "   changed by: CreateTags by user/alice at 2024-05-02T10:11:12Z (event e-1)\n"
+            ),
+            "{b}"
+        );
+        assert!(b.contains("s3://bkt/events/k.json"), "{b}");
+        let nobody = result(vec![change("e-2", None, &["i-1"])], vec![bad("i-1")]);
+        assert_eq!(
+            subject(&nobody),
+            "[prod] CreateTags: 1 instance(s) non-compliant"
+        );
+        assert!(body(&nobody, "b", "k").contains("by an actor the event does not name"));
+    }
+
+    /// An actor's ARN (a role session name), an event id or a tag cannot forge lines in the mail.
+    #[test]
+    fn values_from_events_cannot_forge_lines() {
+        let mut c = change(
+            "e-1\nSubject: all clear",
+            Some("arn:aws:sts::1:assumed-role/r/x\r\nFrom: ceo@example.com"),
+            &["i-1"],
+        );
+        c.change.change = "CreateTags\nX-Forged: yes".into();
+        let mut i = bad("i-1");
+        i.name = Some("web\n\nNothing to see".into());
+        let r = result(vec![c], vec![i]);
+        let s = subject(&r);
+        assert!(s.len() < compliance_rules::sns::MAX_SUBJECT_CHARS, "{s}");
+        assert!(s.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{s}");
+        let b = body(&r, "bkt", "k");
+        for forged in [
+            "Subject: all clear",
+            "From: ceo@example.com",
+            "X-Forged: yes",
+            "Nothing to see",
+        ] {
+            assert!(
+                !b.lines().any(|l| l.trim_start().starts_with(forged)),
+                "{forged:?} starts a line:\n{b}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_huge_batch_stays_under_the_cap() {
+        let ids: Vec<String> = (0..20_000).map(|n| format!("i-{n:017x}")).collect();
+        let events: Vec<JudgedChange> = ids
+            .iter()
+            .map(|i| {
+                change(
+                    &format!("e-{i}"),
+                    Some("arn:aws:iam::1:user/a"),
+                    &[i.as_str()],
+                )
+            })
+            .collect();
+        let r = result(events, ids.iter().map(|i| bad(i)).collect());
+        let b = body(&r, "bkt", "events/k.json");
+        assert!(b.len() < MAX_MESSAGE_BYTES, "{}", b.len());
+        assert!(
+            b.contains("... and 19950 more change(s)"),
+            "the change list is capped"
+        );
+        assert!(b.contains("more non-compliant instance(s)"));
+        assert!(b.trim_end().ends_with("s3://bkt/events/k.json"));
+        assert_eq!(
+            subject(&r),
+            "[prod] 20000 EC2 changes: 20000 instance(s) non-compliant"
+        );
+    }
+}
