@@ -202,6 +202,43 @@ fn rate(area: Area, setting: &str) -> (Severity, &'static str) {
     }
 }
 
+/// What the newest scan could not read: a member account whose role could not be assumed (not
+/// installed, or not trusting the scanner's role), or a region that failed. Warnings: the rest of
+/// the scan stands.
+pub fn unscanned(d: &Desired, errors: &[compliance_rules::result::ScanError]) -> Vec<Finding> {
+    let scanner_role = d.role_arn(&d.names.scanner);
+    errors
+        .iter()
+        .map(|e| {
+            let whole = e.region.is_none();
+            let role = e.operation == "AssumeRole";
+            Finding {
+                area: Area::ScannerResults,
+                resource: match &e.region {
+                    Some(r) => format!("account {} in {r}", e.account_id),
+                    None => format!("account {}", e.account_id),
+                },
+                check: if role { "member role".into() } else { "scanned".into() },
+                severity: Severity::Warning,
+                message: format!(
+                    "the newest scan could not read {} ({}): {}",
+                    if whole { "this account" } else { "this region" },
+                    e.code.as_deref().unwrap_or(&e.operation),
+                    e.cause
+                ),
+                fix: if role {
+                    format!(
+                        "Install the role {} in account {} trusting {scanner_role} (examples/terraform/member-role, or the StackSet in examples/cloudformation; see docs/organizations.md).",
+                        d.scope.member_role_name, e.account_id
+                    )
+                } else {
+                    "See the cause: a region not enabled in the account is left out of scan_regions or enabled; throttling and timeouts pass by themselves.".into()
+                },
+            }
+        })
+        .collect()
+}
+
 /// Change batches the scanner failed on five times wait in the dead-letter queue: those changes
 /// were not judged within a minute (the next scheduled scan judges the resources anyway).
 pub fn dead_letters(d: &Desired, o: &Observed) -> Option<Finding> {

@@ -315,7 +315,12 @@ pub fn wanted_settings(o: &Options) -> Result<(MonitorModel, String), String> {
 
 /// How long ago the newest object under `scans/` was stored, looking only at the date folders
 /// that can hold one from the last `window`.
-async fn newest_result(c: &Clients, d: &Desired, now: i64, window: Duration) -> Results {
+async fn newest_result(
+    c: &Clients,
+    d: &Desired,
+    now: i64,
+    window: Duration,
+) -> (Results, Option<String>) {
     // Keys are scans/YYYY/MM/DD/...: start a day early so a UTC date boundary loses nothing.
     let from = time::OffsetDateTime::from_unix_timestamp(now - window.as_secs() as i64 - 86_400)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -326,6 +331,7 @@ async fn newest_result(c: &Clients, d: &Desired, now: i64, window: Duration) -> 
         from.day()
     );
     let mut newest: Option<i64> = None;
+    let mut newest_key: Option<String> = None;
     let mut token = None;
     loop {
         let page =
@@ -339,12 +345,18 @@ async fn newest_result(c: &Clients, d: &Desired, now: i64, window: Duration) -> 
                 .await;
         let page = match page {
             Ok(p) => p,
-            Err(e) if is_code(&e, codes::S3_NO_SUCH_BUCKET) => return Results::NoBucket,
-            Err(e) => return Results::Unreadable(crate::aws::describe(&e)),
+            Err(e) if is_code(&e, codes::S3_NO_SUCH_BUCKET) => return (Results::NoBucket, None),
+            Err(e) => return (Results::Unreadable(crate::aws::describe(&e)), None),
         };
         for obj in page.contents() {
             if let Some(t) = obj.last_modified() {
                 newest = newest.max(Some(t.secs()));
+            }
+            // Keys sort by time (scans/YYYY/MM/DD/<timestamp>.json): the greatest is the newest.
+            if let Some(k) = obj.key() {
+                if newest_key.as_deref().is_none_or(|n| k > n) {
+                    newest_key = Some(k.to_string());
+                }
             }
         }
         token = page
@@ -354,7 +366,35 @@ async fn newest_result(c: &Clients, d: &Desired, now: i64, window: Duration) -> 
             break;
         }
     }
-    Results::Newest(newest.map(|t| Duration::from_secs(now.saturating_sub(t).max(0) as u64)))
+    (
+        Results::Newest(newest.map(|t| Duration::from_secs(now.saturating_sub(t).max(0) as u64))),
+        newest_key,
+    )
+}
+
+/// The accounts and regions the newest scan could not read (its `errors[]`), when the stack
+/// scans member accounts; nothing when the result cannot be read (its own finding says so).
+async fn scan_errors(
+    c: &Clients,
+    d: &Desired,
+    key: &str,
+) -> Vec<compliance_rules::result::ScanError> {
+    let Ok(out) =
+        c.s3.get_object()
+            .bucket(&d.names.bucket)
+            .expected_bucket_owner(&d.account_id)
+            .key(key)
+            .send()
+            .await
+    else {
+        return Vec::new();
+    };
+    let Ok(body) = out.body.collect().await else {
+        return Vec::new();
+    };
+    serde_json::from_slice::<compliance_rules::result::ScanResult>(&body.into_bytes())
+        .map(|r| r.errors)
+        .unwrap_or_default()
 }
 
 /// Reads the stack and everything the checks need, and builds the report.
@@ -387,10 +427,16 @@ pub async fn analyse(
         .present()
         .map_or(d.scan_schedule.clone(), |s| s.expression.clone());
     let window = interval::longest_gap(&schedule).map_or(Duration::ZERO, |g| g * 2);
-    let results = if observed.bucket.present().is_none() {
-        Results::NoBucket
+    let (results, newest_key) = if observed.bucket.present().is_none() {
+        (Results::NoBucket, None)
     } else {
         newest_result(&clients, &d, now, window).await
+    };
+    let errors = match &newest_key {
+        Some(key) if d.scope.reaches_members() || d.scope.regions.len() > 1 => {
+            scan_errors(&clients, &d, key).await
+        }
+        _ => Vec::new(),
     };
     let age = observed
         .roles
@@ -399,6 +445,7 @@ pub async fn analyse(
         .and_then(|r| r.created)
         .map(|c| Duration::from_secs(now.saturating_sub(c).max(0) as u64));
     let mut found = findings::all(&d, &observed, &results, age);
+    found.extend(findings::unscanned(&d, &errors));
     if d.event_driven {
         found.extend(trail::finding(&d, &trail::read(&clients).await));
         found.sort_by_key(|f| (f.area, f.severity));

@@ -494,3 +494,30 @@ fn a_region_without_a_management_trail_is_a_warning_only_when_event_driven() {
     d.event_driven = false;
     assert_eq!(finding(&d, &Trails::None), None);
 }
+
+#[test]
+fn a_member_account_the_scan_could_not_read_names_the_role_to_install() {
+    let d = desired();
+    let errors = vec![compliance_rules::result::ScanError {
+        account_id: "222222222222".into(),
+        region: None,
+        operation: "AssumeRole".into(),
+        code: Some("AccessDenied".into()),
+        cause: "AssumeRole of arn:aws:iam::222222222222:role/ComplianceScannerMember: AccessDenied"
+            .into(),
+    }];
+    let found = findings::unscanned(&d, &errors);
+    assert_eq!(found.len(), 1);
+    let f = &found[0];
+    assert_eq!(
+        (f.area, f.severity),
+        (Area::ScannerResults, Severity::Warning)
+    );
+    assert_eq!(f.check, "member role");
+    assert!(f.message.contains("AccessDenied"), "{}", f.message);
+    assert!(
+        f.fix.contains("ComplianceScannerMember") && f.fix.contains("compliance-scanner-dev"),
+        "{}",
+        f.fix
+    );
+}

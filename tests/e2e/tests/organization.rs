@@ -200,6 +200,39 @@ async fn member_accounts_and_regions_reach_the_scanner_and_a_real_scan() {
     );
     aws.proxy.as_ref().expect("proxy").set(Fidelity::default());
 
+    // analyse names the member account the scan could not read, and the role to install there.
+    let output = w.dir.join("analysis.json");
+    let mut cmd = std::process::Command::new(test_support::provider_bin());
+    aws.moto.configure(&mut cmd);
+    let out = cmd
+        .current_dir(&w.dir)
+        .args(["analyse", "--state", "terraform.tfstate"])
+        .args([
+            "--endpoint-url",
+            &aws.moto.endpoint(),
+            "--region",
+            "us-east-1",
+        ])
+        .args(["--output", output.to_str().expect("utf-8 path")])
+        .output()
+        .expect("run analyse");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&output).expect("analysis.json"))
+            .expect("JSON");
+    let member_role = report["scanner_results"]["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["check"] == "member role")
+        .unwrap_or_else(|| panic!("no member role finding:\n{}", text(&out)));
+    assert_eq!(member_role["resource"], format!("account {NO_ROLE}"));
+    assert!(
+        member_role["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains(ROLE)),
+        "{member_role}"
+    );
+
     // Import reads the scope back: no change.
     w.ok(&["state", "rm", "compliance_monitor.this"]);
     w.ok(&[
