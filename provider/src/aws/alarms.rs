@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_cloudwatch::types::{
-    ComparisonOperator, Dimension, MetricAlarm, StandardUnit, Statistic, Tag,
+    ComparisonOperator, Dimension, Metric, MetricAlarm, MetricDataQuery, MetricStat, StandardUnit,
+    Statistic, Tag,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +28,104 @@ pub struct Alarm {
 
 /// The namespace of the metrics the alarms watch.
 const NAMESPACE: &str = "AWS/Lambda";
+
+/// Seconds each alarm evaluates over.
+const PERIOD: i32 = 300;
+
+/// One query of a metric-math alarm: a metric, or an expression over the others.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// Its id (`errors`, `unscanned`, `failures`).
+    pub id: String,
+    /// The expression, for the query the alarm compares.
+    pub expression: Option<String>,
+    /// Namespace, name, dimensions and statistic of a metric query.
+    pub metric: Option<(String, String, Vec<(String, String)>, String)>,
+    /// The alarm compares this query.
+    pub returned: bool,
+}
+
+impl Query {
+    fn metric(id: &str, namespace: &str, name: &str, dimension: (&str, &str)) -> Query {
+        Query {
+            id: id.into(),
+            expression: None,
+            metric: Some((
+                namespace.into(),
+                name.into(),
+                vec![(dimension.0.into(), dimension.1.into())],
+                "Sum".into(),
+            )),
+            returned: false,
+        }
+    }
+
+    fn written(&self) -> String {
+        match (&self.expression, &self.metric) {
+            (Some(e), _) => format!("{} = {e}", self.id),
+            (None, Some((ns, name, dims, stat))) => {
+                let dims: Vec<String> = dims.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("{} = {stat} of {ns} {name} {}", self.id, dims.join(","))
+            }
+            (None, None) => format!("{} = (nothing)", self.id),
+        }
+    }
+
+    fn to_sdk(&self) -> MetricDataQuery {
+        let mut q = MetricDataQuery::builder()
+            .id(&self.id)
+            .return_data(self.returned);
+        if let Some(e) = &self.expression {
+            q = q.expression(e);
+        }
+        if let Some((ns, name, dims, stat)) = &self.metric {
+            let metric = Metric::builder()
+                .namespace(ns)
+                .metric_name(name)
+                .set_dimensions(Some(
+                    dims.iter()
+                        .map(|(k, v)| Dimension::builder().name(k).value(v).build())
+                        .collect(),
+                ))
+                .build();
+            q = q.metric_stat(
+                MetricStat::builder()
+                    .metric(metric)
+                    .period(PERIOD)
+                    .stat(stat)
+                    .build(),
+            );
+        }
+        q.build()
+    }
+
+    fn of_sdk(q: &MetricDataQuery) -> Query {
+        Query {
+            id: q.id().unwrap_or_default().to_string(),
+            expression: q.expression().map(str::to_string),
+            metric: q.metric_stat().and_then(|m| {
+                let metric = m.metric()?;
+                Some((
+                    metric.namespace().unwrap_or_default().to_string(),
+                    metric.metric_name().unwrap_or_default().to_string(),
+                    metric
+                        .dimensions()
+                        .iter()
+                        .map(|d| {
+                            (
+                                d.name().unwrap_or_default().to_string(),
+                                d.value().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect(),
+                    m.stat().unwrap_or_default().to_string(),
+                ))
+            }),
+            // CloudWatch leaves ReturnData out when it is true.
+            returned: q.return_data() != Some(false),
+        }
+    }
+}
 
 impl Alarm {
     /// The alarm on `function` for `kind`.
@@ -69,8 +168,51 @@ impl Alarm {
         }
     }
 
+    /// The scanner's failure alarm also counts what a scan could not read (the scanner's
+    /// `ScanErrors`: a member account without its role, a region not enabled), so one alarm says
+    /// "the scan is not whole"; it compares a sum of the two.
+    pub fn queries(self, d: &Desired) -> Vec<Query> {
+        if (self.function, self.kind) != (Function::Scanner, Kind::Failure) {
+            return Vec::new();
+        }
+        vec![
+            Query::metric(
+                "errors",
+                NAMESPACE,
+                "Errors",
+                ("FunctionName", self.function.name(d)),
+            ),
+            Query::metric(
+                "unscanned",
+                &d.names.metric_namespace,
+                "ScanErrors",
+                ("Stack", &d.names.suffix),
+            ),
+            Query {
+                id: "failures".into(),
+                expression: Some("FILL(errors, 0) + FILL(unscanned, 0)".into()),
+                metric: None,
+                returned: true,
+            },
+        ]
+    }
+
     /// The alarm as a read finds it when it is as the stack wants it.
     pub fn wanted(self, d: &Desired) -> Observed {
+        let queries = self.queries(d);
+        if !queries.is_empty() {
+            return Observed {
+                namespace: None,
+                metric: None,
+                threshold: Some(self.threshold(d)),
+                comparison: Some(self.comparison().as_str().to_string()),
+                dimensions: Vec::new(),
+                actions: vec![d.topic_arn()],
+                actions_enabled: true,
+                tags: d.tags.clone(),
+                queries,
+            };
+        }
         Observed {
             namespace: Some(NAMESPACE.to_string()),
             metric: Some(self.metric().to_string()),
@@ -83,6 +225,7 @@ impl Alarm {
             actions: vec![d.topic_arn()],
             actions_enabled: true,
             tags: d.tags.clone(),
+            queries: Vec::new(),
         }
     }
 }
@@ -106,6 +249,8 @@ pub struct Observed {
     pub actions_enabled: bool,
     /// The alarm's tags (ListTagsForResource): DescribeAlarms holds none.
     pub tags: BTreeMap<String, String>,
+    /// The queries of a metric-math alarm (empty for a one-metric alarm).
+    pub queries: Vec<Query>,
 }
 
 fn observe(a: &MetricAlarm, tags: BTreeMap<String, String>) -> Observed {
@@ -127,6 +272,7 @@ fn observe(a: &MetricAlarm, tags: BTreeMap<String, String>) -> Observed {
         actions: a.alarm_actions().to_vec(),
         actions_enabled: a.actions_enabled() != Some(false),
         tags,
+        queries: a.metrics().iter().map(Query::of_sdk).collect(),
     }
 }
 
@@ -293,6 +439,18 @@ impl Piece for Alarm {
         if !o.actions_enabled {
             out.push(Difference::new(&p, "actions enabled", "actions disabled"));
         }
+        if o.queries != want.queries {
+            let written = |q: &[Query]| q.iter().map(Query::written).collect::<Vec<_>>().join("; ");
+            out.push(Difference::new(
+                &p,
+                "metrics",
+                format!(
+                    "metrics are [{}], want [{}]",
+                    written(&o.queries),
+                    written(&want.queries)
+                ),
+            ));
+        }
         compare_tags(&mut out, &p, &o.tags, &want.tags);
         out
     }
@@ -322,36 +480,46 @@ impl Piece for Alarm {
             .iter()
             .map(|(k, v)| Tag::builder().key(k).value(v).build())
             .collect();
-        c.cloudwatch
+        let queries = self.queries(d);
+        let mut put = c
+            .cloudwatch
             .put_metric_alarm()
             .alarm_name(name)
             .alarm_description(format!(
                 "{} of {function} ({}).",
-                self.metric(),
+                if queries.is_empty() {
+                    self.metric()
+                } else {
+                    "Errors and unscanned accounts or regions"
+                },
                 d.names.suffix
             ))
-            .namespace(NAMESPACE)
-            .metric_name(self.metric())
-            .dimensions(
-                Dimension::builder()
-                    .name("FunctionName")
-                    .value(function)
-                    .build(),
-            )
-            .statistic(self.statistic())
-            .period(300)
             .evaluation_periods(1)
             .threshold(self.threshold(d))
             .comparison_operator(self.comparison())
             .treat_missing_data("notBreaching")
-            .unit(match self.kind {
-                Kind::Duration => StandardUnit::Milliseconds,
-                Kind::Failure => StandardUnit::Count,
-            })
             .actions_enabled(true)
             .alarm_actions(d.topic_arn())
-            .set_tags(Some(tags.clone()))
-            .send()
+            .set_tags(Some(tags.clone()));
+        put = if queries.is_empty() {
+            put.namespace(NAMESPACE)
+                .metric_name(self.metric())
+                .dimensions(
+                    Dimension::builder()
+                        .name("FunctionName")
+                        .value(function)
+                        .build(),
+                )
+                .statistic(self.statistic())
+                .period(PERIOD)
+                .unit(match self.kind {
+                    Kind::Duration => StandardUnit::Milliseconds,
+                    Kind::Failure => StandardUnit::Count,
+                })
+        } else {
+            put.set_metrics(Some(queries.iter().map(Query::to_sdk).collect()))
+        };
+        put.send()
             .await
             .map_err(|e| PieceError::aws(self.label(d), "writing", e))?;
         // PutMetricAlarm ignores tags when it updates an alarm that exists.

@@ -242,6 +242,7 @@ fn every_drift_message_writes_values_as_hcl() {
     a.metric = Some("Invocations".into());
     a.namespace = None;
     a.threshold = Some(1.0);
+    a.queries.clear();
     let a = present(&mut o.alarms.scanner.duration);
     a.threshold = Some(120_000.0);
     a.comparison = Some("GreaterThanThreshold".into());
@@ -282,8 +283,9 @@ fn every_drift_message_writes_values_as_hcl() {
         "schedule compliance-scanner-dev: enabled is false, want true".into(),
         "schedule compliance-scanner-dev: targets is [], want [\"arn:aws:lambda:us-east-1:123456789012:function:compliance-scanner-dev\"]".into(),
         "schedule compliance-scanner-dev: invoke permission is false, want true".into(),
-        "alarm scanner-failure-alarm-dev: metric is \"Invocations\" in (none), want \"Errors\" in \"AWS/Lambda\"".into(),
+        "alarm scanner-failure-alarm-dev: metric is \"Invocations\" in (none), want (none) in (none)".into(),
         "alarm scanner-failure-alarm-dev: threshold is 1, want 0".into(),
+        "alarm scanner-failure-alarm-dev: metrics are [], want [errors = Sum of AWS/Lambda Errors FunctionName=compliance-scanner-dev; unscanned = Sum of ComplianceMonitoring ScanErrors Stack=dev; failures = FILL(errors, 0) + FILL(unscanned, 0)]".into(),
         "alarm scanner-duration-alarm-dev: threshold is 120000, want 300000; comparison is \"GreaterThanThreshold\", want \"GreaterThanOrEqualToThreshold\"".into(),
         "alarm scanner-duration-alarm-dev: dimensions is { FunctionName = \"x\" }, want { FunctionName = \"compliance-scanner-dev\" }".into(),
         "alarm scanner-duration-alarm-dev: actions is [], want [\"arn:aws:sns:us-east-1:123456789012:compliance-alerts-dev\"]".into(),
@@ -329,6 +331,7 @@ fn every_drift_message_writes_values_as_hcl() {
         "targets",
         "invoke permission",
         "metric",
+        "metrics",
         "threshold",
         "dimensions",
         "actions",
