@@ -87,6 +87,11 @@ impl Role {
                     "Resource": d.queue_arn(&d.names.events_queue)
                 })
             }))
+            .chain(d.event_driven.then(|| {
+                // A network-interface change names an interface: the event mode finds its
+                // instance and the groups on every interface of an instance.
+                json!({"Sid": "DescribeInterfaces", "Effect": "Allow", "Action": "ec2:DescribeNetworkInterfaces", "Resource": "*"})
+            }))
             .collect(),
             Role::Reporter => vec![
                 json!({"Sid": "ReadScans", "Effect": "Allow", "Action": "s3:GetObject", "Resource": [d.bucket_arn("/scans/*"), d.bucket_arn("/reports/*")], "Condition": own_account}),
