@@ -71,18 +71,70 @@ pub fn metric_data(
         .collect()
 }
 
-/// Publishes the metrics in one `PutMetricData` call.
+/// Most metrics CloudWatch takes in one `PutMetricData` request.
+const METRICS_PER_REQUEST: usize = 1000;
+
+/// Each (account, region) share's `CompliancePercentage` and `NonCompliantInstances`, with the
+/// dimensions `Stack`, `Account` and `Region`, so the dashboard shows compliance by account and
+/// region; none when the scan covers one account in one region (the stack's own series says it).
+pub fn share_metric_data(summary: &Summary, stack: &str, at: OffsetDateTime) -> Vec<MetricDatum> {
+    let shares: Vec<_> = summary
+        .accounts
+        .iter()
+        .flat_map(|a| a.regions.iter().map(move |r| (a.account_id.as_str(), r)))
+        .collect();
+    if shares.len() < 2 {
+        return Vec::new();
+    }
+    let timestamp = aws_smithy_types::DateTime::from_secs(at.unix_timestamp());
+    shares
+        .into_iter()
+        .flat_map(|(account, region)| {
+            let dimensions = [
+                ("Stack", stack),
+                ("Account", account),
+                ("Region", &region.region),
+            ]
+            .map(|(k, v)| Dimension::builder().name(k).value(v).build());
+            [
+                (
+                    "CompliancePercentage",
+                    region.counts.compliance_percentage,
+                    StandardUnit::Percent,
+                ),
+                (
+                    "NonCompliantInstances",
+                    region.counts.non_compliant as f64,
+                    StandardUnit::Count,
+                ),
+            ]
+            .map(|(name, value, unit)| {
+                MetricDatum::builder()
+                    .metric_name(name)
+                    .set_dimensions(Some(dimensions.to_vec()))
+                    .value(value)
+                    .unit(unit)
+                    .timestamp(timestamp)
+                    .build()
+            })
+        })
+        .collect()
+}
+
+/// Publishes the metrics, in as few `PutMetricData` calls as CloudWatch's limit allows.
 pub async fn publish_metrics(
     cw: &aws_sdk_cloudwatch::Client,
     namespace: &str,
     data: Vec<MetricDatum>,
 ) -> anyhow::Result<()> {
-    cw.put_metric_data()
-        .namespace(namespace)
-        .set_metric_data(Some(data))
-        .send()
-        .await
-        .with_context(|| format!("PutMetricData in namespace {namespace}"))?;
+    for chunk in data.chunks(METRICS_PER_REQUEST) {
+        cw.put_metric_data()
+            .namespace(namespace)
+            .set_metric_data(Some(chunk.to_vec()))
+            .send()
+            .await
+            .with_context(|| format!("PutMetricData in namespace {namespace}"))?;
+    }
     Ok(())
 }
 
@@ -113,5 +165,52 @@ mod tests {
     fn key_is_date_partitioned() {
         let key = result_key(datetime!(2024-03-07 05:06:07.089 UTC));
         assert_eq!(key, "scans/2024/03/07/20240307T050607.089Z.json");
+    }
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::*;
+    use compliance_rules::result::{AccountSummary, Counts, RegionSummary};
+
+    fn share(region: &str, pct: f64) -> RegionSummary {
+        RegionSummary {
+            region: region.into(),
+            counts: Counts {
+                compliance_percentage: pct,
+                ..Counts::default()
+            },
+        }
+    }
+
+    #[test]
+    fn each_account_and_region_gets_its_own_series_only_when_there_are_several() {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let mut summary = Summary::default();
+        summary.accounts = vec![AccountSummary {
+            account_id: "111111111111".into(),
+            regions: vec![share("us-east-1", 50.0)],
+            ..AccountSummary::default()
+        }];
+        assert!(share_metric_data(&summary, "dev", at).is_empty());
+        summary.accounts[0].regions.push(share("eu-west-1", 100.0));
+        let data = share_metric_data(&summary, "dev", at);
+        assert_eq!(data.len(), 4);
+        let first = &data[0];
+        assert_eq!(first.metric_name(), Some("CompliancePercentage"));
+        let dims: Vec<(&str, &str)> = first
+            .dimensions()
+            .iter()
+            .map(|d| (d.name().unwrap_or(""), d.value().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            dims,
+            [
+                ("Stack", "dev"),
+                ("Account", "111111111111"),
+                ("Region", "us-east-1")
+            ]
+        );
+        assert_eq!(first.value(), Some(50.0));
     }
 }

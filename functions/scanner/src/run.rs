@@ -761,7 +761,12 @@ pub async fn run_scan_until(
 
     // Metrics and alert do not depend on each other: send both at once, and let neither failure
     // stop the other.
-    let data = outputs::metric_data(&summary, errors.len() as u64, &config.stack, finished_at);
+    let mut data = outputs::metric_data(&summary, errors.len() as u64, &config.stack, finished_at);
+    data.extend(outputs::share_metric_data(
+        &summary,
+        &config.stack,
+        finished_at,
+    ));
     let metrics = outputs::publish_metrics(&clients.cloudwatch, &config.metric_namespace, data);
     let alert = async {
         if summary.non_compliant == 0 {

@@ -35,7 +35,7 @@ const MARKER: &str = "Managed by Terraform as compliance_monitor stack";
 
 fn marker_widget(suffix: &str) -> Value {
     json!({
-        "type": "text", "x": 0, "y": 18, "width": 24, "height": 1,
+        "type": "text", "x": 0, "y": 24, "width": 24, "height": 1,
         "properties": {"markdown": format!(
             "{MARKER} `{suffix}`: changes made here are undone by the next apply."
         )}
@@ -52,6 +52,22 @@ fn owner_of(body: &Value) -> Option<String> {
             .strip_prefix(MARKER)?;
         let rest = text.strip_prefix(" `")?;
         Some(rest[..rest.find('`')?].to_string())
+    })
+}
+
+/// Compliance of each (account, region) a scan covers: the scanner publishes one series per
+/// share when there are several, and a search draws whichever exist.
+fn by_account(x: i64, y: i64, ns: &str, stack: &str, region: &str) -> Value {
+    let search = format!(
+        "SEARCH('{{{ns},Account,Region,Stack}} MetricName=\"CompliancePercentage\" Stack=\"{stack}\"', 'Average', 3600)"
+    );
+    json!({
+        "type": "metric", "x": x, "y": y, "width": 12, "height": 6,
+        "properties": {
+            "title": "Compliance percentage by account and region", "region": region,
+            "period": 3600, "view": "timeSeries",
+            "metrics": [[{"expression": search, "id": "shares", "label": ""}]]
+        }
     })
 }
 
@@ -87,6 +103,10 @@ pub fn body(d: &Desired) -> Value {
             widget(12, 12, "Open security-group rules and instances missing tags", json!([
                 [ns, "OpenSecurityGroupRules", "Stack", stack],
                 [ns, "InstancesMissingTags", "Stack", stack]
+            ]), "Maximum"),
+            by_account(0, 18, ns, stack, region),
+            widget(12, 18, "Accounts or regions a scan could not read", json!([
+                [ns, "ScanErrors", "Stack", stack]
             ]), "Maximum"),
             marker_widget(stack),
         ]
