@@ -79,7 +79,8 @@ async fn a_day_of_changing_verdicts_is_reported_with_its_trend() {
             "persistent_offender",
             "missing_tags",
             "violations",
-            "exemptions"
+            "exemptions",
+            "account_id"
         ]
     );
     assert_eq!(rows.len(), 6, "one row per instance");
@@ -99,7 +100,8 @@ async fn a_day_of_changing_verdicts_is_reported_with_its_trend() {
             "yes",
             "Owner",
             "sg-open tcp port 22 open to 0.0.0.0/0 (restricted port(s) 22)",
-            ""
+            "",
+            "123456789012"
         ]
     );
     let b = rows.iter().find(|r| r[0] == "i-b").unwrap();
@@ -260,7 +262,7 @@ async fn a_day_without_scans_writes_a_report_that_says_so() {
     assert_eq!(r["instances"], serde_json::json!([]));
     assert_eq!(r["trend"], serde_json::Value::Null);
     let (header, rows) = parse_csv(&world.get_text("reports/2024/07/01/report.csv").await);
-    assert_eq!(header.len(), 11);
+    assert_eq!(header.len(), 12);
     assert!(rows.is_empty());
     let html = world.get_text("reports/2024/07/01/report.html").await;
     assert!(html.contains("No scans were stored for 2024-07-01: nothing to report."));

@@ -101,6 +101,60 @@ pub struct DailyReport {
     /// instance) whose last day is before the reported day: they waive nothing. Oldest first.
     #[serde(default)]
     pub expired_exemptions: Vec<ExemptionDay>,
+    /// Compliance by account, worst first (most non-compliant instances in its latest scan, then
+    /// the lowest percentage, then by id), each with its regions. Empty in reports written before
+    /// organisation scanning.
+    #[serde(default)]
+    pub accounts: Vec<AccountDay>,
+}
+
+/// One account over the day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountDay {
+    /// The account; for scans written before organisation scanning, the scan's own account.
+    pub account_id: String,
+    /// Analysed scans that read something of the account.
+    pub scans: u64,
+    /// Mean of its compliance percentage over those scans; null when none read it.
+    pub average: Option<f64>,
+    /// Its figures in the latest scan that covered it (read or failed).
+    pub latest: RegionDay,
+    /// Its instances non-compliant in every analysed scan of the day.
+    pub persistent_offenders: u64,
+    /// What the latest scan could not read in it: `region: cause`, or `every region: cause`.
+    pub not_scanned: Vec<String>,
+    /// Its regions in that scan, sorted by name (`latest.region` is empty: it is the account).
+    pub regions: Vec<RegionDay>,
+}
+
+/// Compliance of one region (or of a whole account) in one scan.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RegionDay {
+    /// The region; empty for an account's total.
+    pub region: String,
+    /// Instances scanned, exempt ones included.
+    pub scanned: u64,
+    /// Judged compliant.
+    pub compliant: u64,
+    /// Judged non-compliant.
+    pub non_compliant: u64,
+    /// Exempt.
+    pub exempt: u64,
+    /// compliant / (scanned - exempt) x 100; 100 when nothing was judged.
+    pub compliance_percentage: f64,
+}
+
+impl RegionDay {
+    fn count(&mut self, verdict: Verdict) {
+        self.scanned += 1;
+        match verdict {
+            Verdict::Compliant => self.compliant += 1,
+            Verdict::NonCompliant => self.non_compliant += 1,
+            Verdict::Exempt => self.exempt += 1,
+        }
+        self.compliance_percentage =
+            crate::verdict::compliance_percentage(self.compliant, self.scanned - self.exempt);
+    }
 }
 
 impl DailyReport {
@@ -243,6 +297,9 @@ pub struct SkippedObject {
 pub struct InstanceDay {
     /// The EC2 instance id.
     pub instance_id: String,
+    /// Its account (for scans written before organisation scanning, the scan's own account).
+    #[serde(default)]
+    pub account_id: String,
     /// Its `Name` tag in the latest scan that saw it.
     pub name: Option<String>,
     /// Its region.
@@ -270,6 +327,7 @@ pub struct InstanceDay {
 /// What is kept per instance while the day is folded.
 struct Track {
     name: Option<String>,
+    account_id: String,
     region: String,
     scans: u64,
     non_compliant: u64,
@@ -307,6 +365,25 @@ fn insert_sorted(set: &mut Vec<String>, item: &str) {
     }
 }
 
+/// What is kept per account while the day is folded.
+#[derive(Default)]
+struct AccountTrack {
+    scans: u64,
+    percentage_sum: f64,
+    /// The latest scan covering it: when, its total, its regions, what failed.
+    latest: Option<(Instant, RegionDay, Vec<RegionDay>, Vec<String>)>,
+}
+
+/// The account an instance of `scan` belongs to: its own, else the scan's (results written before
+/// organisation scanning), else `unknown`.
+fn account_of<'a>(instance: &'a InstanceResult, scan: &'a ScanResult) -> &'a str {
+    if !instance.account_id.is_empty() {
+        &instance.account_id
+    } else {
+        scan.account_id.as_deref().unwrap_or("unknown")
+    }
+}
+
 /// Folds one day's scans, one at a time, into a [`DailyReport`].
 pub struct DayAccumulator {
     date: String,
@@ -317,6 +394,7 @@ pub struct DayAccumulator {
     latest_stack: Option<(Instant, String)>,
     latest_exemptions: Option<LatestExemptions>,
     instances: HashMap<String, Track>,
+    accounts: BTreeMap<String, AccountTrack>,
     skipped: Vec<SkippedObject>,
 }
 
@@ -331,7 +409,79 @@ impl DayAccumulator {
             latest_stack: None,
             latest_exemptions: None,
             instances: HashMap::new(),
+            accounts: BTreeMap::new(),
             skipped: Vec::new(),
+        }
+    }
+
+    /// Folds the scan's figures per account and region.
+    fn add_accounts(&mut self, at: Instant, scan: &ScanResult) {
+        let mut tallies: BTreeMap<&str, BTreeMap<&str, RegionDay>> = BTreeMap::new();
+        for a in &scan.summary.accounts {
+            tallies.entry(a.account_id.as_str()).or_default();
+        }
+        for e in &scan.errors {
+            tallies.entry(e.account_id.as_str()).or_default();
+        }
+        for i in &scan.instances {
+            tallies
+                .entry(account_of(i, scan))
+                .or_default()
+                .entry(i.region.as_str())
+                .or_insert_with(|| RegionDay {
+                    region: i.region.clone(),
+                    ..RegionDay::default()
+                })
+                .count(Verdict::of(i));
+        }
+        // Regions read but empty still count: the summary lists them.
+        for a in &scan.summary.accounts {
+            let regions = tallies.entry(a.account_id.as_str()).or_default();
+            for r in &a.regions {
+                regions
+                    .entry(r.region.as_str())
+                    .or_insert_with(|| RegionDay {
+                        region: r.region.clone(),
+                        compliance_percentage: 100.0,
+                        ..RegionDay::default()
+                    });
+            }
+        }
+        for (account, regions) in tallies {
+            let mut total = RegionDay {
+                compliance_percentage: 100.0,
+                ..RegionDay::default()
+            };
+            for r in regions.values() {
+                total.scanned += r.scanned;
+                total.compliant += r.compliant;
+                total.non_compliant += r.non_compliant;
+                total.exempt += r.exempt;
+            }
+            total.compliance_percentage = crate::verdict::compliance_percentage(
+                total.compliant,
+                total.scanned - total.exempt,
+            );
+            let failed: Vec<String> = scan
+                .errors
+                .iter()
+                .filter(|e| e.account_id == account)
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e.region.as_deref().unwrap_or("every region"),
+                        e.cause
+                    )
+                })
+                .collect();
+            let track = self.accounts.entry(account.to_string()).or_default();
+            if !regions.is_empty() {
+                track.scans += 1;
+                track.percentage_sum += total.compliance_percentage;
+            }
+            if track.latest.as_ref().is_none_or(|(t, ..)| at >= *t) {
+                track.latest = Some((at, total, regions.into_values().collect(), failed));
+            }
         }
     }
 
@@ -374,6 +524,7 @@ impl DayAccumulator {
         if self.latest_stack.as_ref().is_none_or(|(t, _)| at >= *t) {
             self.latest_stack = Some((at, scan.stack.clone()));
         }
+        self.add_accounts(at, scan);
         if self.latest_exemptions.as_ref().is_none_or(|l| at >= l.at) {
             self.latest_exemptions = Some(LatestExemptions {
                 at,
@@ -389,6 +540,7 @@ impl DayAccumulator {
                 .entry(instance.instance_id.clone())
                 .or_insert_with(|| Track {
                     name: instance.name.clone(),
+                    account_id: account_of(instance, scan).to_string(),
                     region: instance.region.clone(),
                     scans: 0,
                     non_compliant: 0,
@@ -417,6 +569,7 @@ impl DayAccumulator {
             if at >= track.last.0 {
                 track.last = (at, verdict);
                 track.name = instance.name.clone();
+                track.account_id = account_of(instance, scan).to_string();
                 track.region = instance.region.clone();
                 track.exemptions = instance.exemptions.iter().map(describe_applied).collect();
             }
@@ -471,6 +624,7 @@ impl DayAccumulator {
         let mut became_compliant = Vec::new();
         let mut new_offenders = Vec::new();
         let mut instances: Vec<InstanceDay> = Vec::with_capacity(self.instances.len());
+        let mut persistent_by_account: HashMap<String, u64> = HashMap::new();
         for (id, track) in self.instances {
             let start = match &baseline {
                 Some(b) => b.get(id.as_str()).copied(),
@@ -481,6 +635,9 @@ impl DayAccumulator {
             let persistent = track.non_compliant == scans_analysed;
             if persistent {
                 persistent_offenders.push(id.clone());
+                *persistent_by_account
+                    .entry(track.account_id.clone())
+                    .or_default() += 1;
             }
             if end == Verdict::NonCompliant && start != Some(Verdict::NonCompliant) {
                 new_offenders.push(id.clone());
@@ -490,6 +647,7 @@ impl DayAccumulator {
             }
             instances.push(InstanceDay {
                 instance_id: id,
+                account_id: track.account_id,
                 name: track.name,
                 region: track.region,
                 scans: track.scans,
@@ -517,6 +675,36 @@ impl DayAccumulator {
             Some(latest) => exemption_days(latest, self.day.unwrap_or(latest_day(&scans))),
             None => (Vec::new(), Vec::new()),
         };
+        let mut accounts: Vec<AccountDay> = self
+            .accounts
+            .into_iter()
+            .filter_map(|(account_id, t)| {
+                let (_, latest, regions, not_scanned) = t.latest?;
+                Some(AccountDay {
+                    scans: t.scans,
+                    average: (t.scans > 0).then(|| t.percentage_sum / t.scans as f64),
+                    latest,
+                    persistent_offenders: persistent_by_account
+                        .get(&account_id)
+                        .copied()
+                        .unwrap_or(0),
+                    not_scanned,
+                    regions,
+                    account_id,
+                })
+            })
+            .collect();
+        accounts.sort_by(|a, b| {
+            b.latest
+                .non_compliant
+                .cmp(&a.latest.non_compliant)
+                .then(
+                    a.latest
+                        .compliance_percentage
+                        .total_cmp(&b.latest.compliance_percentage),
+                )
+                .then_with(|| a.account_id.cmp(&b.account_id))
+        });
         let mut report = DailyReport {
             schema_version: REPORT_SCHEMA_VERSION,
             date: self.date,
@@ -535,6 +723,7 @@ impl DayAccumulator {
             instances,
             active_exemptions,
             expired_exemptions,
+            accounts,
         };
         report.message = message(&report);
         report
@@ -663,6 +852,27 @@ fn message(r: &DailyReport) -> String {
             r.expired_exemptions.len()
         );
     }
+    if r.accounts.len() > 1 {
+        let worst = &r.accounts[0];
+        tail.push_str(&format!(
+            "; {} accounts, the worst {} at {:.2}% ({} non-compliant)",
+            r.accounts.len(),
+            worst.account_id,
+            worst.latest.compliance_percentage,
+            worst.latest.non_compliant
+        ));
+    }
+    let not_scanned = r
+        .accounts
+        .iter()
+        .filter(|a| !a.not_scanned.is_empty())
+        .count();
+    if not_scanned > 0 {
+        tail.push_str(&format!(
+            "; {not_scanned} account{} not wholly scanned",
+            plural(not_scanned)
+        ));
+    }
     match r.skipped.len() {
         0 => {}
         1 => tail.push_str("; 1 object skipped"),
@@ -749,6 +959,48 @@ pub const SUMMARY_SKIPPED: usize = 20;
 
 /// How many expiring and how many expired exemptions the SNS summary names.
 pub const SUMMARY_EXEMPTIONS: usize = 20;
+
+/// How many accounts the SNS summary names, worst first; `report.json` has them all.
+pub const SUMMARY_ACCOUNTS: usize = 20;
+
+/// The summary's accounts paragraph, worst first, with what could not be scanned in each. Empty
+/// for a day of one account that was read whole.
+fn accounts_paragraph(r: &DailyReport) -> String {
+    use crate::sns::field;
+    let mut out = String::new();
+    let broken = r.accounts.iter().any(|a| !a.not_scanned.is_empty());
+    if r.accounts.len() < 2 && !broken {
+        return out;
+    }
+    out.push_str("Compliance by account, worst first (latest scan):\n");
+    for a in r.accounts.iter().take(SUMMARY_ACCOUNTS) {
+        let l = &a.latest;
+        let average = a
+            .average
+            .map(|v| format!(", average {v:.2}%"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "- {}: {:.2}% ({} of {} non-compliant){average}, {} persistent offender{}\n",
+            a.account_id,
+            l.compliance_percentage,
+            l.non_compliant,
+            l.scanned - l.exempt,
+            a.persistent_offenders,
+            plural(a.persistent_offenders as usize)
+        ));
+        for failed in a.not_scanned.iter().take(5) {
+            out.push_str(&format!("  not scanned: {}\n", field(failed, 300)));
+        }
+    }
+    if r.accounts.len() > SUMMARY_ACCOUNTS {
+        out.push_str(&format!(
+            "... and {} more accounts, in report.json.\n",
+            r.accounts.len() - SUMMARY_ACCOUNTS
+        ));
+    }
+    out.push('\n');
+    out
+}
 
 /// One line of the summary about an exemption: id, owner, last day, days left, what it matched.
 fn exemption_line(e: &ExemptionDay) -> String {
@@ -838,7 +1090,9 @@ pub fn summary_body(r: &DailyReport, location: &str) -> String {
             )),
         }
     }
+    body.push_str(&accounts_paragraph(r));
     body.push_str(&exemptions_paragraph(r));
+    let several = r.accounts.len() > 1;
     let offenders: Vec<&InstanceDay> = r
         .instances
         .iter()
@@ -848,12 +1102,17 @@ pub fn summary_body(r: &DailyReport, location: &str) -> String {
         body.push_str("Worst offenders (non-compliant scans of the day):\n");
         for i in offenders.iter().take(SUMMARY_OFFENDERS) {
             body.push_str(&format!(
-                "- {}{} in {}: {}/{} scans non-compliant\n",
+                "- {}{} in {}{}: {}/{} scans non-compliant\n",
                 i.instance_id,
                 i.name
                     .as_deref()
                     .map(|n| format!(" ({})", field(n, 100)))
                     .unwrap_or_default(),
+                if several {
+                    format!("{}/", i.account_id)
+                } else {
+                    String::new()
+                },
                 i.region,
                 i.non_compliant_scans,
                 i.scans

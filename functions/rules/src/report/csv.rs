@@ -5,7 +5,7 @@ use std::fmt::Write;
 use super::DailyReport;
 
 /// The header row, in column order.
-pub const HEADER: [&str; 11] = [
+pub const HEADER: [&str; 12] = [
     "instance_id",
     "name",
     "region",
@@ -17,6 +17,8 @@ pub const HEADER: [&str; 11] = [
     "missing_tags",
     "violations",
     "exemptions",
+    // Last, so the columns before it keep their places.
+    "account_id",
 ];
 
 /// Renders the instance rows (worst first) with a header; lists are joined with `; `.
@@ -44,6 +46,7 @@ pub fn render(report: &DailyReport) -> String {
                 missing.as_str(),
                 violations.as_str(),
                 exemptions.as_str(),
+                i.account_id.as_str(),
             ],
         );
     }

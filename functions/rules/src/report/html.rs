@@ -74,6 +74,7 @@ pub fn render(r: &DailyReport) -> String {
         chart(&mut out, r);
         scans_table(&mut out, r);
     }
+    accounts(&mut out, r);
     offenders(&mut out, r);
     exemptions(&mut out, r);
     became_compliant(&mut out, r);
@@ -327,6 +328,67 @@ fn scans_table(out: &mut String, r: &DailyReport) {
         );
     }
     out.push_str("</tbody></table>\n");
+}
+
+/// Compliance by account and region, worst account first, when the day covered more than one
+/// account or one was not read whole.
+fn accounts(out: &mut String, r: &DailyReport) {
+    let broken = r.accounts.iter().any(|a| !a.not_scanned.is_empty());
+    if r.accounts.len() < 2 && !broken {
+        return;
+    }
+    out.push_str("<h2>Compliance by account</h2>\n");
+    out.push_str(
+        "<table id=\"accounts\"><thead><tr><th>Account</th><th>Region</th><th>Compliance</th>\
+         <th>Non-compliant</th><th>Compliant</th><th>Exempt</th><th>Average of the day</th>\
+         <th>Persistent offenders</th><th>Not scanned</th></tr></thead><tbody>\n",
+    );
+    let pct = |v: f64| format!("{v:.2}%");
+    for a in r.accounts.iter().take(MAX_ROWS) {
+        let l = &a.latest;
+        let class = if !a.not_scanned.is_empty() {
+            " class=\"warn\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "<tr{class}><td><strong>{}</strong></td><td>all</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&a.account_id),
+            pct(l.compliance_percentage),
+            l.non_compliant,
+            l.compliant,
+            l.exempt,
+            a.average.map(pct).unwrap_or_else(|| "none read".into()),
+            a.persistent_offenders,
+            a.not_scanned
+                .iter()
+                .map(|n| escape(n))
+                .collect::<Vec<_>>()
+                .join("<br>")
+        );
+        for g in &a.regions {
+            let _ = writeln!(
+                out,
+                "<tr><td></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td></td>\
+                 <td></td><td></td></tr>",
+                escape(&g.region),
+                pct(g.compliance_percentage),
+                g.non_compliant,
+                g.compliant,
+                g.exempt
+            );
+        }
+    }
+    out.push_str("</tbody></table>\n");
+    if r.accounts.len() > MAX_ROWS {
+        let _ = writeln!(
+            out,
+            "<p>{} more accounts are listed in report.json.</p>",
+            r.accounts.len() - MAX_ROWS
+        );
+    }
 }
 
 fn offenders(out: &mut String, r: &DailyReport) {

@@ -362,6 +362,156 @@ fn violations_read_as_one_line() {
 
 // ---- exemptions ----
 
+/// Two scans of an organisation: two accounts read, one not at all, a region failing in one.
+fn org_scan(time: &str, a_bad: usize) -> ScanResult {
+    let mut instances = Vec::new();
+    for (n, (account, region)) in [
+        ("111111111111", "us-east-1"),
+        ("111111111111", "eu-west-1"),
+        ("222222222222", "us-east-1"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        for k in 0..4 {
+            let bad = (*account == "111111111111" && k < a_bad) || (n == 2 && k == 0);
+            let mut i = instance(&format!("i-{n}{k}"), if bad { N } else { C });
+            i.account_id = account.to_string();
+            i.region = region.to_string();
+            instances.push(i);
+        }
+    }
+    let mut scan = scan(time, &[]);
+    scan.account_id = Some("111111111111".into());
+    scan.summary = crate::verdict::summarize(&instances, &[]);
+    scan.instances = instances;
+    scan.errors = vec![
+        crate::result::ScanError {
+            account_id: "333333333333".into(),
+            region: None,
+            operation: "AssumeRole".into(),
+            code: Some("AccessDenied".into()),
+            cause: "AssumeRole ...: AccessDenied: not authorized".into(),
+        },
+        crate::result::ScanError {
+            account_id: "222222222222".into(),
+            region: Some("eu-west-1".into()),
+            operation: "DescribeSecurityGroups".into(),
+            code: Some("AuthFailure".into()),
+            cause: "DescribeSecurityGroups in eu-west-1: AuthFailure: AWS was not able to validate the provided access credentials".into(),
+        },
+    ];
+    scan
+}
+
+#[test]
+fn the_day_by_account_and_region_worst_first() {
+    let mut acc = DayAccumulator::new("2024-05-02", "x");
+    acc.add_scan("k1", &org_scan("01:00", 1));
+    acc.add_scan("k2", &org_scan("02:00", 3));
+    let r = acc.finish(None);
+    let ids: Vec<&str> = r.accounts.iter().map(|a| a.account_id.as_str()).collect();
+    assert_eq!(ids, ["111111111111", "222222222222", "333333333333"]);
+    let a = &r.accounts[0];
+    // Latest scan: 3 bad of 4 in each of its two regions.
+    assert_eq!((a.latest.scanned, a.latest.non_compliant), (8, 6));
+    assert!((a.latest.compliance_percentage - 25.0).abs() < 1e-9);
+    assert_eq!(a.scans, 2);
+    // 75 % in the first scan, 25 % in the second.
+    assert!((a.average.unwrap() - 50.0).abs() < 1e-9, "{:?}", a.average);
+    assert_eq!(a.persistent_offenders, 2, "i-00 and i-10 were bad in both");
+    let regions: Vec<(&str, u64)> = a
+        .regions
+        .iter()
+        .map(|g| (g.region.as_str(), g.non_compliant))
+        .collect();
+    assert_eq!(regions, [("eu-west-1", 3), ("us-east-1", 3)]);
+    let b = &r.accounts[1];
+    assert_eq!(b.not_scanned.len(), 1);
+    assert!(
+        b.not_scanned[0].starts_with("eu-west-1: DescribeSecurityGroups"),
+        "{:?}",
+        b.not_scanned
+    );
+    let c = &r.accounts[2];
+    assert_eq!((c.scans, c.average, c.latest.scanned), (0, None, 0));
+    assert!(
+        c.not_scanned[0].starts_with("every region: AssumeRole"),
+        "{:?}",
+        c.not_scanned
+    );
+    assert!(
+        r.message.contains("; 3 accounts, the worst 111111111111 at 25.00% (6 non-compliant); 2 accounts not wholly scanned"),
+        "{}",
+        r.message
+    );
+    let i = r
+        .instances
+        .iter()
+        .find(|i| i.instance_id == "i-20")
+        .unwrap();
+    assert_eq!(i.account_id, "222222222222");
+
+    let body = summary_body(&r, "s3://b/reports/2024/05/02/");
+    let section = body
+        .split("Compliance by account, worst first (latest scan):\n")
+        .nth(1)
+        .expect("an accounts section");
+    assert!(section.starts_with(
+        "- 111111111111: 25.00% (6 of 8 non-compliant), average 50.00%, 2 persistent offenders\n"
+    ), "{body}");
+    assert!(
+        body.contains("  not scanned: every region: AssumeRole"),
+        "{body}"
+    );
+    assert!(
+        body.contains("- i-00 (name of i-00) in 111111111111/us-east-1: 2/2 scans non-compliant"),
+        "{body}"
+    );
+
+    let csv = csv::render(&r);
+    assert!(csv.starts_with("instance_id,name,region,"), "{csv}");
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",exemptions,account_id"),
+        "{csv}"
+    );
+    let row = csv.lines().find(|l| l.starts_with("i-20,")).unwrap();
+    assert!(
+        row.starts_with("i-20,name of i-20,us-east-1,") && row.ends_with(",222222222222"),
+        "{row}"
+    );
+    let page = html::render(&r);
+    let table = page
+        .split("<table id=\"accounts\">")
+        .nth(1)
+        .expect("the accounts table");
+    let first = table.find("111111111111").unwrap();
+    let last = table.find("333333333333").unwrap();
+    assert!(
+        first < last && table.contains("<td>eu-west-1</td><td>25.00%</td>"),
+        "{table}"
+    );
+
+    // One account read whole: no accounts section, no account in the offender lines.
+    let mut one = DayAccumulator::new("2024-05-02", "x");
+    one.add_scan("k", &scan("01:00", &[("i-a", N)]));
+    let r = one.finish(None);
+    assert_eq!(r.accounts.len(), 1);
+    assert_eq!(
+        r.accounts[0].account_id, "unknown",
+        "a scan of no known account"
+    );
+    let body = summary_body(&r, "s3://b/");
+    assert!(
+        !body.contains("Compliance by account")
+            && body.contains("- i-a (name of i-a) in us-east-1:")
+    );
+    assert!(!html::render(&r).contains("id=\"accounts\""));
+}
+
 mod exemptions {
     use super::*;
     use crate::exemptions::{Check, Day, Exemption};
@@ -597,10 +747,13 @@ mod exemptions {
         }
         let text = csv::render(&r);
         let header = text.lines().next().unwrap();
-        assert!(header.ends_with(",violations,exemptions"), "{header}");
+        assert!(
+            header.ends_with(",violations,exemptions,account_id"),
+            "{header}"
+        );
         assert!(
             text.lines().any(
-                |l| l.starts_with("i-bastion,") && l.ends_with(",bastion (ingress via sg-ssh)")
+                |l| l.starts_with("i-bastion,") && l.contains(",bastion (ingress via sg-ssh),")
             ),
             "{text}"
         );
