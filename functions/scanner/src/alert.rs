@@ -861,4 +861,89 @@ mod tests {
         assert!(b.contains("more non-compliant instance(s)"));
         assert!(b.trim_end().ends_with("s3://bkt/scans/k.json"));
     }
+
+    #[test]
+    fn the_digest_keeps_the_worst_offenders_whatever_the_fleet() {
+        let mut d = Digest::new();
+        // 10,000 offenders missing one tag, then 5 with an all-traffic rule, in pages.
+        for page in 0..10 {
+            let list: Vec<InstanceResult> = (0..1000)
+                .map(|n| instance(&format!("i-{page:02}{n:04}"), 1, vec![]))
+                .collect();
+            d.add_instances(&list);
+        }
+        let worst: Vec<InstanceResult> = (0..5)
+            .map(|n| {
+                instance(
+                    &format!("i-worst{n}"),
+                    0,
+                    vec![violation("sg-1", Reason::AllTraffic)],
+                )
+            })
+            .collect();
+        d.add_instances(&worst);
+        assert_eq!(d.offenders.len(), MAX_OFFENDERS);
+        assert_eq!(d.offenders_total, 10_005);
+        let kept = d.worst();
+        let first: Vec<&str> = kept[..5].iter().map(|i| i.instance_id.as_str()).collect();
+        assert_eq!(
+            first,
+            ["i-worst0", "i-worst1", "i-worst2", "i-worst3", "i-worst4"]
+        );
+        // Among equals, the first ids are kept.
+        assert_eq!(kept[5].instance_id, "i-000000");
+        d.summary.non_compliant = 10_005;
+        let b = super::body(&d, "bkt", "k.json");
+        assert!(b.len() < MAX_MESSAGE_BYTES);
+        assert!(
+            b.contains("more non-compliant instance(s)"),
+            "the rest is counted"
+        );
+    }
+
+    #[test]
+    fn accounts_worst_first_and_what_was_not_scanned() {
+        let account = |id: &str, nc: u64, pct: f64, errors: u64| AccountSummary {
+            account_id: id.into(),
+            counts: compliance_rules::result::Counts {
+                scanned: 10,
+                non_compliant: nc,
+                compliant: 10 - nc,
+                compliance_percentage: pct,
+                ..Default::default()
+            },
+            errors,
+            regions: vec![],
+        };
+        let mut r = result("org", vec![instance("i-1", 1, vec![])]);
+        r.summary.accounts = vec![
+            account("111111111111", 2, 80.0, 0),
+            account("222222222222", 5, 50.0, 1),
+            account("333333333333", 2, 70.0, 0),
+        ];
+        r.errors = vec![ScanError {
+            account_id: "222222222222".into(),
+            region: Some("eu-west-1".into()),
+            operation: "DescribeInstances".into(),
+            code: Some("AuthFailure".into()),
+            cause: "DescribeInstances in eu-west-1: AuthFailure: no\nSubject: forged".into(),
+        }];
+        let b = body(&r, "bkt", "k.json");
+        let pos = |s: &str| b.find(s).unwrap_or(usize::MAX);
+        assert!(
+            pos("- 222222222222: 5 of 10") < pos("- 333333333333: 2 of 10"),
+            "{b}"
+        );
+        assert!(
+            pos("- 333333333333: 2 of 10") < pos("- 111111111111: 2 of 10"),
+            "{b}"
+        );
+        assert!(b.contains("; 1 region(s) not scanned"), "{b}");
+        assert!(
+            b.contains("- account 222222222222 eu-west-1: DescribeInstances"),
+            "{b}"
+        );
+        assert!(!b.lines().any(|l| l.starts_with("Subject: forged")), "{b}");
+        assert!(b.contains("3 accounts from account 123456789012"), "{b}");
+    }
 }

@@ -812,3 +812,38 @@ pub async fn run_scan_until(
         errors: failures,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    }
+
+    #[test]
+    fn the_scan_stops_a_tenth_before_the_deadline_and_at_least_10_s() {
+        let within = |deadline: Option<tokio::time::Instant>, secs: f64| {
+            let left = deadline.unwrap() - tokio::time::Instant::now();
+            (left.as_secs_f64() - secs).abs() < 0.5
+        };
+        // 15 minutes left: stop 90 s before.
+        assert!(within(scan_deadline(now_ms() + 900_000), 810.0));
+        // 60 s left: 10 s kept.
+        assert!(within(scan_deadline(now_ms() + 60_000), 50.0));
+        // 8 s left: half of it.
+        assert!(within(scan_deadline(now_ms() + 8_000), 4.0));
+        assert_eq!(scan_deadline(now_ms().saturating_sub(1_000)), None);
+    }
+
+    #[test]
+    fn fields_of_splices_an_object() {
+        assert_eq!(
+            fields_of(br#"{"a":1,"b":[2]}"#.to_vec()),
+            br#""a":1,"b":[2]"#
+        );
+    }
+}
