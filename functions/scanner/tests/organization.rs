@@ -527,3 +527,145 @@ async fn every_enabled_region_of_each_listed_account() {
         "once per account"
     );
 }
+
+/// EC2 throttles per account and region. Two member accounts whose every EC2 call is throttled
+/// spend all their attempts (5 per call, in 16 regions each) and fail, each region an error of its
+/// own; the others, throttled on 15 % of their calls, retry through it in the meantime and are
+/// read whole. (Each (account, region) also has its own SDK retry quota; at this size a shared one
+/// would not run dry either, so this shows the outcome, not that quota.)
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_throttled_to_a_standstill_do_not_starve_the_others() {
+    const SIXTEEN: [&str; 16] = [
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-central-1",
+        "eu-north-1",
+        "ap-south-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ca-central-1",
+        "sa-east-1",
+    ];
+    let moto = Moto::start();
+    let proxy = FidelityProxy::start(&moto, Fidelity::default());
+    let own = sdk_with(&proxy.endpoint(), "us-east-1", None).await;
+    let aws = Aws::new(&moto).await;
+    aws.stack(BUCKET, "compliance-alerts-org").await;
+    let sts = aws_sdk_sts::Client::new(&own);
+    let (bad1, bad2, good) = ("444444444444", "555555555555", "666666666666");
+    let mut truth = Truth::new();
+    for (a, account) in [bad1, bad2, good].iter().enumerate() {
+        let creds = keys_of(&sts, account).await;
+        let sdk = sdk_with(&proxy.endpoint(), "us-east-1", Some(&creds)).await;
+        member_role(&aws_sdk_iam::Client::new(&sdk)).await;
+        fleet(
+            &ec2_in(&sdk, "eu-west-1"),
+            account,
+            "eu-west-1",
+            a,
+            0,
+            &mut truth,
+        )
+        .await;
+    }
+    fleet(
+        &ec2_in(&own, "eu-west-1"),
+        OWN,
+        "eu-west-1",
+        3,
+        0,
+        &mut truth,
+    )
+    .await;
+    proxy.set(Fidelity {
+        seed: 7,
+        trust_policies: true,
+        throttle: BTreeMap::from([
+            (format!("ec2@{bad1}"), 1.0),
+            (format!("ec2@{bad2}"), 1.0),
+            ("ec2".to_string(), 0.15),
+        ]),
+        ..Fidelity::default()
+    });
+    proxy.reset_counters();
+    let started = std::time::Instant::now();
+    let out = run_scan_with(
+        &proxy.aws_env(),
+        &[
+            ("BUCKET_NAME", BUCKET),
+            ("STACK_NAME", "org"),
+            ("SCAN_REGIONS", &SIXTEEN.join(",")),
+            ("MEMBER_ACCOUNTS", &format!("{bad1},{bad2},{good}")),
+            ("MEMBER_EXTERNAL_ID", EXTERNAL_ID),
+            ("SCAN_CONCURRENCY", "16"),
+        ],
+    );
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let keys = aws.scan_keys(BUCKET).await;
+    let result = read(&moto, &keys[0]).await;
+    // Every region of the throttled accounts failed on RequestLimitExceeded after its retries...
+    for bad in [bad1, bad2] {
+        let failed: BTreeSet<&str> = result
+            .errors
+            .iter()
+            .filter(|e| e.account_id == bad)
+            .inspect(|e| assert_eq!(e.code.as_deref(), Some("RequestLimitExceeded"), "{e:?}"))
+            .filter_map(|e| e.region.as_deref())
+            .collect();
+        assert_eq!(failed.len(), 16, "{bad}: {:#?}", result.errors);
+    }
+    // ...and nothing of the others did: every region read, every instance judged.
+    let others: Vec<_> = result
+        .errors
+        .iter()
+        .filter(|e| e.account_id == good || e.account_id == OWN)
+        .collect();
+    assert_eq!(others, Vec::<&compliance_rules::result::ScanError>::new());
+    for account in [good, OWN] {
+        let a = result
+            .summary
+            .accounts
+            .iter()
+            .find(|a| a.account_id == account)
+            .unwrap();
+        assert_eq!(a.regions.len(), 16, "{account}");
+    }
+    let read: BTreeSet<&String> = result.instances.iter().map(|i| &i.instance_id).collect();
+    let expected: BTreeSet<&String> = truth
+        .iter()
+        .filter(|(_, (a, _, _))| a == good || a == OWN)
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(read, expected);
+    // Each throttled region spent its full 5 attempts (its first call, DescribeSecurityGroups,
+    // refused every time); the others were throttled too and retried through it.
+    let c = proxy.counters();
+    for bad in [bad1, bad2] {
+        assert_eq!(
+            c.throttled_in.get(&format!("ec2@{bad}")),
+            Some(&(16 * 5)),
+            "{:?}",
+            c.throttled_in
+        );
+    }
+    let others = c
+        .throttled_in
+        .get(&format!("ec2@{good}"))
+        .copied()
+        .unwrap_or(0)
+        + c.throttled_in
+            .get(&format!("ec2@{OWN}"))
+            .copied()
+            .unwrap_or(0);
+    assert!(others > 0, "{:?}", c.throttled_in);
+    assert!(elapsed < std::time::Duration::from_secs(90), "{elapsed:?}");
+}

@@ -34,8 +34,9 @@ pub struct Fidelity {
     /// Fraction (0.0..=1.0) of requests answered with that service's throttling error instead of being
     /// forwarded, by signing name ("lambda", "iam", "sts", "sns", "s3", "logs", "events", "monitoring", "ec2"); "*" for every service not named.
     /// A key may also be a request kind as [`Counters::requests`] names it (`ec2:DescribeInstances`,
-    /// `s3:PUT /bucket/scans/*`), before its service: AWS throttles per action (EC2) or per key
-    /// prefix (S3), not only per service.
+    /// `s3:PUT /bucket/scans/*`), or `service@account` (`ec2@222222222222`: the account a request
+    /// is made in, as `disabled_regions` reads it), in that order before the service: AWS
+    /// throttles per action (EC2), per key prefix (S3) and per account, not only per service.
     pub throttle: BTreeMap<String, f64>,
     /// Bucket names that belong to "another account": CreateBucket answers 409 BucketAlreadyExists,
     /// HeadBucket 403 (empty body), any other request on the bucket 403 AccessDenied.
@@ -117,6 +118,9 @@ pub struct Counters {
     pub requests: BTreeMap<String, u64>,
     /// Throttling errors answered, by service.
     pub throttled: BTreeMap<String, u64>,
+    /// Throttling errors answered, by `service@account` (the request's account, as
+    /// `disabled_regions` reads it).
+    pub throttled_in: BTreeMap<String, u64>,
     /// CreateFunction/UpdateFunctionConfiguration/AssumeRole refused for propagation.
     pub role_not_ready: u64,
     /// 409 ResourceConflictException answered for an update while Pending/InProgress.
@@ -521,9 +525,11 @@ impl State {
         if call.service == "s3" {
             self.count_expected_owner(call, request);
         }
+        let in_account = format!("{}@{}", call.service, self.account_of(call));
         let throttle = &self.config.throttle;
         let rate = throttle
             .get(&call.kind)
+            .or_else(|| throttle.get(&in_account))
             .or_else(|| throttle.get(&call.service))
             .or_else(|| throttle.get("*"))
             .copied()
@@ -534,6 +540,7 @@ impl State {
                 .throttled
                 .entry(call.service.clone())
                 .or_default() += 1;
+            *self.counters.throttled_in.entry(in_account).or_default() += 1;
             return Plan::Answer(self.throttled(call));
         }
         match call.service.as_str() {
