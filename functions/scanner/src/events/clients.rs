@@ -1,11 +1,14 @@
 //! The event mode's settings and AWS clients, made once per process (on the first SQS batch) and
-//! shared by every invocation; and how a failed call decides a record's fate.
+//! shared by every invocation; how a member account is reached (its member role, assumed through
+//! [`MemberRole`] and cached across invocations); and how a failed call decides a record's fate.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_ec2::config::retry::RetryPartition;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -18,8 +21,10 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_types::region::Region;
 use compliance_rules::contract::ScannerSettings;
+use compliance_rules::result::ScanError;
 use tokio::sync::OnceCell;
 
+use crate::accounts::{self, Identity, MemberRole};
 use crate::calls::CallCounter;
 
 /// Everything an invocation needs: the scanner's settings (the same environment the scheduled
@@ -35,8 +40,29 @@ pub struct Context {
     pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
     pub(crate) sns: aws_sdk_sns::Client,
     sts: aws_sdk_sts::Client,
-    ec2: Mutex<BTreeMap<String, aws_sdk_ec2::Client>>,
-    account: OnceCell<String>,
+    /// EC2 clients by (account, region).
+    ec2: Mutex<BTreeMap<(String, String), aws_sdk_ec2::Client>>,
+    identity: OnceCell<Identity>,
+    /// Member accounts reached so far, by account: kept for the process's life so that the role's
+    /// credentials, cached by [`MemberRole`] until shortly before they expire, serve every batch.
+    members: Mutex<BTreeMap<String, Member>>,
+}
+
+/// A member account's role and the SDK configuration whose credentials are that role's.
+#[derive(Debug, Clone)]
+struct Member {
+    role: Arc<MemberRole>,
+    sdk: SdkConfig,
+}
+
+/// Why an account's changes cannot be read in this batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unreachable {
+    /// AssumeRole throttled, 5xx, timed out: the changes go back to the queue.
+    Retryable(String),
+    /// AssumeRole refused (no role, a trust that does not name the scanner, a wrong external id):
+    /// the changes are recorded with this error in the result's `errors`, never retried.
+    Refused(ScanError),
 }
 
 impl Context {
@@ -94,19 +120,24 @@ impl Context {
             sns,
             sts,
             ec2: Mutex::new(BTreeMap::new()),
-            account: OnceCell::new(),
+            identity: OnceCell::new(),
+            members: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// The EC2 client for `region`, made on first use.
-    pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+    /// The EC2 client of `account` in `region` with `sdk`'s credentials (the account's, from
+    /// [`Context::reach`]), made on first use. Each (account, region) has its own retry partition,
+    /// as in the scheduled scan: EC2 throttles per account and region, so one throttled member
+    /// cannot spend the others' retries.
+    pub fn ec2(&self, account: &str, region: &str, sdk: &SdkConfig) -> aws_sdk_ec2::Client {
         let mut clients = self.ec2.lock().unwrap_or_else(|p| p.into_inner());
         clients
-            .entry(region.to_string())
+            .entry((account.to_string(), region.to_string()))
             .or_insert_with(|| {
                 aws_sdk_ec2::Client::from_conf(
-                    aws_sdk_ec2::config::Builder::from(&self.sdk)
+                    aws_sdk_ec2::config::Builder::from(sdk)
                         .region(Region::new(region.to_string()))
+                        .retry_partition(RetryPartition::new(format!("ec2-{account}-{region}")))
                         .interceptor(self.counter.clone())
                         .interceptor(self.clock.clone())
                         .build(),
@@ -115,10 +146,9 @@ impl Context {
             .clone()
     }
 
-    /// The function's own account (STS GetCallerIdentity, asked once per process): the event
-    /// mode reads with its own credentials, so only this account's changes can be judged.
-    pub async fn account(&self) -> Result<String, CallError> {
-        self.account
+    /// The function's own account and partition (STS GetCallerIdentity, asked once per process).
+    pub async fn identity(&self) -> Result<Identity, CallError> {
+        self.identity
             .get_or_try_init(|| async {
                 let id = self
                     .sts
@@ -126,12 +156,75 @@ impl Context {
                     .send()
                     .await
                     .map_err(|e| classify("STS GetCallerIdentity", &e))?;
-                id.account.ok_or_else(|| {
+                let account_id = id.account.ok_or_else(|| {
                     CallError::Refused("STS GetCallerIdentity named no account".into())
+                })?;
+                // The partition names the member roles' ARNs (`aws-cn`, `aws-us-gov`).
+                let partition = id
+                    .arn
+                    .as_deref()
+                    .and_then(|arn| arn.split(':').nth(1))
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or("aws")
+                    .to_string();
+                Ok(Identity {
+                    account_id,
+                    partition,
                 })
             })
             .await
             .cloned()
+    }
+
+    /// The function's own account.
+    pub async fn account(&self) -> Result<String, CallError> {
+        self.identity().await.map(|i| i.account_id)
+    }
+
+    /// The SDK configuration that reads `account`: the function's own for its own account, else
+    /// the member role's. A member's role is assumed on its first batch and its credentials
+    /// reused until shortly before they expire (one AssumeRole per account per hour or so, not
+    /// per batch); they are checked here, before any read, so a missing role is one error for
+    /// the account rather than one per region and call.
+    pub async fn reach(&self, me: &Identity, account: &str) -> Result<SdkConfig, Unreachable> {
+        if account == me.account_id {
+            return Ok(self.sdk.clone());
+        }
+        let member = {
+            let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+            members
+                .entry(account.to_string())
+                .or_insert_with(|| {
+                    let role = Arc::new(MemberRole::new(
+                        self.sts.clone(),
+                        &me.partition,
+                        account,
+                        &self.settings.members,
+                        accounts::session_name(&self.settings.stack),
+                    ));
+                    let provider =
+                        SharedCredentialsProvider::new(role.clone() as Arc<dyn ProvideCredentials>);
+                    let sdk = self.sdk.to_builder().credentials_provider(provider).build();
+                    Member { role, sdk }
+                })
+                .clone()
+        };
+        match member.role.credentials().await {
+            Ok(_) => Ok(member.sdk),
+            Err(e) => {
+                let context = format!("AssumeRole {} in account {account}", member.role.arn());
+                match classify(&context, &e) {
+                    CallError::Retryable(m) => Err(Unreachable::Retryable(m)),
+                    CallError::Refused(_) => Err(Unreachable::Refused(accounts::scan_error(
+                        account,
+                        None,
+                        "AssumeRole",
+                        &context,
+                        &e,
+                    ))),
+                }
+            }
+        }
     }
 
     /// HTTP attempts so far, per `Service:Operation`.

@@ -2,9 +2,11 @@
 //! change, instead of waiting for the next scheduled scan.
 //!
 //! An EventBridge rule sends the changes that can make an instance or a group non-compliant to an
-//! SQS queue; its event source mapping invokes the function with a batch of records. One
-//! invocation handles the whole batch: every id across it is collected and deduplicated, EC2 is
-//! read in batches ([`read`]), the scan's rules judge ([`compliance_rules::verdict::evaluate`]),
+//! SQS queue; its event source mapping invokes the function with a batch of records. Member
+//! accounts forward their changes to the stack's default bus, and those are read through the
+//! member role ([`clients::Context::reach`]). One invocation handles the whole batch: every id
+//! across it is collected and deduplicated, EC2 is read in batches per account and region
+//! ([`read`]), the scan's rules judge ([`compliance_rules::verdict::evaluate`]),
 //! one result is stored, the metrics are published and one alert goes out when something is
 //! non-compliant ([`handle`]). `docs/events.md` describes the stored result and the rules for
 //! dropping and retrying records.

@@ -117,7 +117,7 @@ pub async fn store(ctx: &Context, key: &str, json: Vec<u8>) -> Result<(), CallEr
 }
 
 /// The scan's metric names, sent for a batch too (with the `Trigger=Event` dimension).
-pub const SCAN_METRICS: [&str; 8] = [
+pub const SCAN_METRICS: [&str; 9] = [
     "CompliancePercentage",
     "ScannedInstances",
     "CompliantInstances",
@@ -126,17 +126,20 @@ pub const SCAN_METRICS: [&str; 8] = [
     "InstancesMissingTags",
     "OpenSecurityGroupRules",
     "ExemptedFindings",
+    "ScanErrors",
 ];
 
 /// The metric only the event mode sends, with the `Stack` dimension alone.
 pub const EVENT_FINDINGS: &str = "EventFindings";
 
-/// The batch's metrics: the scan's set over the instances judged, dimensions `Stack` and
-/// `Trigger=Event` (a separate series, so the fleet-wide `Stack` series stays the scheduled
-/// scan's), and `EventFindings` with `Stack` alone (one series to alarm on).
+/// The batch's metrics: the scan's set over the instances judged (`ScanErrors`: the member
+/// accounts and regions not read), dimensions `Stack` and `Trigger=Event` (a separate series, so
+/// the fleet-wide `Stack` series and the alarm on its `ScanErrors` stay the scheduled scan's), and
+/// `EventFindings` with `Stack` alone (one series to alarm on).
 pub fn metric_data(
     summary: &Summary,
     findings: u64,
+    scan_errors: u64,
     stack: &str,
     at: OffsetDateTime,
 ) -> Vec<MetricDatum> {
@@ -152,6 +155,7 @@ pub fn metric_data(
         (summary.instances_missing_tags as f64, StandardUnit::Count),
         (summary.open_rules as f64, StandardUnit::Count),
         (summary.exempted_findings as f64, StandardUnit::Count),
+        (scan_errors as f64, StandardUnit::Count),
     ];
     let mut data: Vec<MetricDatum> = SCAN_METRICS
         .iter()
