@@ -20,6 +20,33 @@ const MAX_CHANGES: usize = 50;
 /// Ids listed per change before "and N more".
 const IDS_PER_CHANGE: usize = 10;
 
+/// Accounts or regions not read, listed before "and N more".
+const MAX_ERRORS: usize = 50;
+
+/// The stack's own account, as the result names it.
+fn own(result: &EventResult) -> &str {
+    result.scan.account_id.as_deref().unwrap_or("")
+}
+
+/// ` in account <id>` for a member account's change or resource; nothing for the own account's,
+/// so an alert of the own account alone reads as it always did.
+fn in_member(result: &EventResult, account: &str) -> String {
+    if account.is_empty() || account == own(result) {
+        String::new()
+    } else {
+        format!(" in account {}", field(account, 40))
+    }
+}
+
+/// The accounts of the changes judged, sorted.
+fn accounts(result: &EventResult) -> BTreeSet<&str> {
+    result
+        .events
+        .iter()
+        .map(|c| c.change.account.as_str())
+        .collect()
+}
+
 /// Who made a change, for a person: the ARN's resource part (`user/alice`,
 /// `assumed-role/Admin/alice`), or that the event names nobody.
 fn actor_short(c: &JudgedChange) -> String {
@@ -84,12 +111,27 @@ pub fn subject(result: &EventResult) -> String {
         (0, g) => format!("{g} group(s) open to the world"),
         (n, g) => format!("{n} instance(s) non-compliant, {g} group(s) open"),
     };
+    // The account after the actor: a subject cut at 100 characters keeps change and actor.
     let change = match result.events.as_slice() {
-        [one] if one.change.actor.is_some() => {
-            format!("{} by {}", one.change.name, actor_short(one))
-        }
-        [one] => one.change.name.clone(),
-        many => format!("{} EC2 changes", many.len()),
+        [one] if one.change.actor.is_some() => format!(
+            "{} by {}{}",
+            one.change.name,
+            actor_short(one),
+            in_member(result, &one.change.account)
+        ),
+        [one] => format!(
+            "{}{}",
+            one.change.name,
+            in_member(result, &one.change.account)
+        ),
+        many => match accounts(result).len() {
+            1 => format!(
+                "{} EC2 changes{}",
+                many.len(),
+                in_member(result, &many[0].change.account)
+            ),
+            n => format!("{} EC2 changes in {n} accounts", many.len()),
+        },
     };
     compliance_rules::sns::subject(&format!("[{}] {change}: {what}", result.scan.stack))
 }
@@ -108,16 +150,22 @@ fn list(ids: &[String], max: usize) -> String {
     out
 }
 
-fn instance_block(n: usize, i: &InstanceResult, causes: &[&JudgedChange]) -> String {
+fn instance_block(n: usize, i: &InstanceResult, own: &str, causes: &[&JudgedChange]) -> String {
     let mut b = String::new();
     let name = i
         .name
         .as_deref()
         .map(|n| format!(" \"{}\"", field(n, 100)))
         .unwrap_or_default();
+    // A member's instance names its account, as the scheduled scan's alert does.
+    let account = if i.account_id.is_empty() || i.account_id == own {
+        String::new()
+    } else {
+        format!("account {}, ", i.account_id)
+    };
     let _ = writeln!(
         b,
-        "{n}. {}{name} ({}, {})",
+        "{n}. {}{name} ({account}{}, {})",
         i.instance_id, i.region, i.state
     );
     if !i.missing_tags.is_empty() {
@@ -162,6 +210,10 @@ pub fn body(result: &EventResult, bucket: &str, key: &str) -> String {
     let s = &result.scan.summary;
     let (bad_instances, bad_groups) = findings(result);
     let mut out = String::new();
+    let members: Vec<&str> = accounts(result)
+        .into_iter()
+        .filter(|a| *a != own(result))
+        .collect();
     let _ = writeln!(
         out,
         "EC2 compliance: {} change(s) to stack {} (account {}, {}) were judged at {}.",
@@ -171,6 +223,14 @@ pub fn body(result: &EventResult, bucket: &str, key: &str) -> String {
         result.scan.regions.join(", "),
         result.scan.finished_at
     );
+    if !members.is_empty() {
+        let listed: Vec<String> = members.iter().map(|a| field(a, 40)).collect();
+        let _ = writeln!(
+            out,
+            "Changes in member account(s): {}.",
+            list(&listed, IDS_PER_CHANGE)
+        );
+    }
     let _ = writeln!(
         out,
         "{} instance(s) judged: {} non-compliant, {} compliant, {} exempt; {} security group(s) \
@@ -196,9 +256,10 @@ pub fn body(result: &EventResult, bucket: &str, key: &str) -> String {
     for c in changes.iter().take(MAX_CHANGES) {
         let _ = writeln!(
             out,
-            "- {} {} by {} (event {})",
+            "- {} {}{} by {} (event {})",
             field(&c.change.time, 40),
             field(&c.change.name, 100),
+            in_member(result, &c.change.account),
             match &c.change.actor {
                 Some(arn) => field(arn, 300),
                 None => "an actor the event does not name".to_string(),
@@ -221,7 +282,17 @@ pub fn body(result: &EventResult, bucket: &str, key: &str) -> String {
                 list(&groups, IDS_PER_CHANGE)
             );
         }
-        if offenders.is_empty() {
+        let unread = result.scan.errors.iter().any(|e| {
+            e.account_id == c.change.account
+                && e.region.as_ref().is_none_or(|r| *r == c.change.region)
+        });
+        if unread && c.judged.is_empty() {
+            let _ = writeln!(
+                out,
+                "  -> not judged: account {} could not be read there (below)",
+                field(&c.change.account, 40)
+            );
+        } else if offenders.is_empty() {
             let _ = writeln!(
                 out,
                 "  -> {} instance(s) judged, none non-compliant",
@@ -244,6 +315,9 @@ pub fn body(result: &EventResult, bucket: &str, key: &str) -> String {
     }
     let _ = writeln!(out, "\nFull result: s3://{bucket}/{key}\n");
 
+    // What was not read closes the body; its room is kept from the start.
+    let tail = not_read(result);
+    let budget = BODY_BUDGET.saturating_sub(tail.len());
     let mut causes: BTreeMap<&str, Vec<&JudgedChange>> = BTreeMap::new();
     for c in &result.events {
         for i in &c.judged {
@@ -265,8 +339,8 @@ pub fn body(result: &EventResult, bucket: &str, key: &str) -> String {
             .get(i.instance_id.as_str())
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let block = instance_block(n + 1, i, cause);
-        if out.len() + block.len() > BODY_BUDGET {
+        let block = instance_block(n + 1, i, own(result), cause);
+        if out.len() + block.len() > budget {
             break;
         }
         out.push_str(&block);
@@ -281,17 +355,18 @@ pub fn body(result: &EventResult, bucket: &str, key: &str) -> String {
         let _ = writeln!(out, "\nSecurity groups the changes opened to the world:");
         for g in &groups {
             let mut block = format!(
-                "- {} \"{}\" ({}, {}) attached to {} judged instance(s)\n",
+                "- {} \"{}\" ({}, {}){} attached to {} judged instance(s)\n",
                 g.group_id,
                 field(&g.group_name, 255),
                 g.vpc_id.as_deref().unwrap_or("no VPC"),
                 g.region,
+                in_member(result, &g.account_id),
                 g.attached_instances
             );
             for v in &g.violations {
                 let _ = writeln!(block, "   open: {}", field(&describe_violation(v), 500));
             }
-            if out.len() + block.len() > BODY_BUDGET {
+            if out.len() + block.len() > budget {
                 break;
             }
             out.push_str(&block);
@@ -305,6 +380,39 @@ pub fn body(result: &EventResult, bucket: &str, key: &str) -> String {
             out,
             "\n... {left} more non-compliant instance(s) and {left_groups} group(s) are listed \
              only in the full result: s3://{bucket}/{key}"
+        );
+    }
+    out.push_str(&tail);
+    out
+}
+
+/// The member accounts (or regions of them) whose changes could not be judged, as the scheduled
+/// scan's alert lists what it did not scan; empty when every account was read.
+fn not_read(result: &EventResult) -> String {
+    let errors = &result.scan.errors;
+    let mut out = String::new();
+    if errors.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\nNot read ({} account(s) or region(s); their changes were not judged):",
+        errors.len()
+    );
+    for e in errors.iter().take(MAX_ERRORS) {
+        let _ = writeln!(
+            out,
+            "- account {} {}: {}",
+            e.account_id,
+            e.region.as_deref().unwrap_or("(every region)"),
+            field(&e.cause, 400)
+        );
+    }
+    if errors.len() > MAX_ERRORS {
+        let _ = writeln!(
+            out,
+            "- ... and {} more, listed in the full result's errors.",
+            errors.len() - MAX_ERRORS
         );
     }
     out
@@ -478,5 +586,60 @@ mod tests {
             subject(&r),
             "[prod] 20000 EC2 changes: 20000 instance(s) non-compliant"
         );
+    }
+
+    /// A member account's change names the account in the subject (after the change and actor),
+    /// on its change line and on its instance; an account not read is listed at the end.
+    #[test]
+    fn a_member_account_is_named() {
+        let member = "222222222222";
+        let mut c = change("e-m", Some("arn:aws:iam::222222222222:user/bo"), &["i-m"]);
+        c.change.account = member.into();
+        let mut i = bad("i-m");
+        i.account_id = member.into();
+        let mut r = result(vec![c], vec![i]);
+        assert_eq!(
+            subject(&r),
+            "[prod] CreateTags by user/bo in account 222222222222: 1 instance(s) non-compliant"
+        );
+        let b = body(&r, "bkt", "k");
+        assert!(
+            b.contains("Changes in member account(s): 222222222222.\n"),
+            "{b}"
+        );
+        assert!(b.contains("CreateTags in account 222222222222 by arn:aws:iam::222222222222:user/bo (event e-m)"), "{b}");
+        assert!(
+            b.contains("1. i-m \"web i-m\" (account 222222222222, us-east-1, running)\n"),
+            "{b}"
+        );
+        assert!(!b.contains("Not read"), "{b}");
+
+        let mut unread = change("e-n", None, &[]);
+        unread.change.account = "333333333333".into();
+        unread.judged.clear();
+        r.events.push(unread);
+        r.scan.errors.push(compliance_rules::result::ScanError {
+            account_id: "333333333333".into(),
+            region: None,
+            operation: "AssumeRole".into(),
+            code: Some("AccessDenied".into()),
+            cause: "AssumeRole arn:aws:iam::333333333333:role/R in account 333333333333: AccessDenied: no\nSubject: forged".into(),
+        });
+        assert_eq!(
+            subject(&r),
+            "[prod] 2 EC2 changes in 2 accounts: 1 instance(s) non-compliant"
+        );
+        let b = body(&r, "bkt", "k");
+        assert!(
+            b.contains("-> not judged: account 333333333333 could not be read there (below)"),
+            "{b}"
+        );
+        assert!(b.contains("\nNot read (1 account(s) or region(s); their changes were not judged):\n- account 333333333333 (every region): AssumeRole arn:aws:iam::333333333333:role/R"), "{b}");
+        assert!(!b.lines().any(|l| l.starts_with("Subject: forged")), "{b}");
+        // The own account's alone reads as before: no account named.
+        let own = result(vec![change("e-1", None, &["i-1"])], vec![bad("i-1")]);
+        let b = body(&own, "b", "k");
+        assert!(b.contains("1. i-1 \"web i-1\" (us-east-1, running)"), "{b}");
+        assert!(!b.contains("member account"), "{b}");
     }
 }
