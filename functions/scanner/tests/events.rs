@@ -1,7 +1,9 @@
 //! The event mode through the Lambda runtime API emulator (`cargo lambda watch`), invoked with
 //! `cargo lambda invoke` and SQS batches built here from the documented event shapes, against
 //! moto: a new untagged instance, a group opened on 22 with its instances, a tag fixed, a deleted
-//! instance, a duplicate; and, through the fidelity proxy, throttling that outlasts the retries.
+//! instance, a duplicate; and, through the fidelity proxy, throttling that outlasts the retries,
+//! and changes in member accounts (each made in its own moto account, the proxy's trust knob on):
+//! read through the member role, refused without one, dropped when not a member.
 
 mod common;
 
@@ -79,6 +81,11 @@ fn function(aws: &[(String, String)], port: u16, env: &[(&str, &str)]) -> (Kille
         "SCAN_REGIONS",
         "METRIC_NAMESPACE",
         "STACK_NAME",
+        "MEMBER_ACCOUNTS",
+        "ORGANIZATION_ACCOUNTS",
+        "MEMBER_ROLE_NAME",
+        "MEMBER_EXTERNAL_ID",
+        "SCAN_CONCURRENCY",
         "AWS_PROFILE",
         "AWS_MAX_ATTEMPTS",
         "AWS_RETRY_MODE",
@@ -762,4 +769,406 @@ async fn only_throttled_records_go_back_to_the_queue() {
     let keys = event_keys(&aws, bucket).await;
     assert_eq!(keys, ["events/2026/11/28/20261128T100000Z-e-1.json"]);
     assert_eq!(sent_notifications(&moto, &topic).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Member accounts: their changes, forwarded to the stack's bus, are read through the member role.
+
+const OWN: &str = "123456789012";
+const EXTERNAL_ID: &str = "ev-org-51c2";
+const MEMBER_ROLE: &str = "ComplianceScannerMember";
+
+/// `event` as it arrives from `account`'s bus: the account, resource ARNs and actor there.
+fn from_account(event: &Value, account: &str) -> String {
+    event.to_string().replace(OWN, account)
+}
+
+/// Configuration on `endpoint` (the proxy) with the test keys (the own account) or `creds`.
+async fn sdk_as(
+    endpoint: &str,
+    creds: Option<&aws_sdk_sts::types::Credentials>,
+) -> aws_config::SdkConfig {
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(test_support::REGION));
+    let loader = match creds {
+        Some(c) => loader.credentials_provider(aws_sdk_sts::config::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "member",
+        )),
+        None => loader.test_credentials(),
+    };
+    loader.load().await
+}
+
+/// Keys of `account`, issued through the proxy while its trust knob is off (moto issues them for
+/// any role ARN), so that the proxy learns which account they are of.
+async fn keys_of(sts: &aws_sdk_sts::Client, account: &str) -> aws_sdk_sts::types::Credentials {
+    sts.assume_role()
+        .role_arn(format!(
+            "arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
+        ))
+        .role_session_name("setup")
+        .send()
+        .await
+        .expect("AssumeRole into the member for setup")
+        .credentials
+        .expect("credentials")
+}
+
+/// The member role in the account of `iam`: trusts the stack's account with the external id.
+async fn member_role(iam: &aws_sdk_iam::Client) {
+    let trust = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{OWN}:root")},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}
+        }]
+    });
+    iam.create_role()
+        .role_name(MEMBER_ROLE)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("CreateRole in the member account");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn member_account_changes_are_read_through_the_member_role() {
+    let moto = Moto::start();
+    let proxy = FidelityProxy::start(&moto, Fidelity::default());
+    let aws = Aws::new(&moto).await;
+    let bucket = "compliance-results-member-events";
+    let topic = aws.stack(bucket, "compliance-alerts-member-events").await;
+    let own = sdk_as(&proxy.endpoint(), None).await;
+    let sts = aws_sdk_sts::Client::new(&own);
+    // A has the role, B does not, C is no member at all.
+    let (a, b, c) = ("222222222222", "333333333333", "444444444444");
+    let partial = [("Environment", "dev")];
+
+    let a_sdk = sdk_as(&proxy.endpoint(), Some(&keys_of(&sts, a).await)).await;
+    member_role(&aws_sdk_iam::Client::new(&a_sdk)).await;
+    let a_ec2 = aws_sdk_ec2::Client::new(&a_sdk);
+    let image = image_id(&a_ec2).await;
+    let a_bad = launch(&a_ec2, &image, None, &[], &partial, 1)
+        .await
+        .remove(0);
+    let b_ec2 =
+        aws_sdk_ec2::Client::new(&sdk_as(&proxy.endpoint(), Some(&keys_of(&sts, b).await)).await);
+    let b_bad = launch(&b_ec2, &image, None, &[], &partial, 1)
+        .await
+        .remove(0);
+    let own_bad = launch(&aws.ec2, &image, None, &[], &partial, 1)
+        .await
+        .remove(0);
+    // Each instance lives in its own account only.
+    let visible = aws
+        .ec2
+        .describe_instances()
+        .send()
+        .await
+        .expect("describe own");
+    let own_ids: Vec<&str> = visible
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.instance_id())
+        .collect();
+    assert_eq!(own_ids, [own_bad.as_str()]);
+
+    // From here the member role is assumed only as its trust allows.
+    proxy.set(Fidelity {
+        trust_policies: true,
+        ..Fidelity::default()
+    });
+    proxy.reset_counters();
+    let (emulator_guard, port) = emulator();
+    let members = format!("{a},{b}");
+    let (function_guard, log) = function(
+        &proxy.aws_env(),
+        port,
+        &[
+            ("BUCKET_NAME", bucket),
+            ("TOPIC_ARN", topic.as_str()),
+            ("STACK_NAME", "mev"),
+            ("METRIC_NAMESPACE", NAMESPACE),
+            ("SCAN_REGIONS", "us-east-1"),
+            ("MEMBER_ACCOUNTS", members.as_str()),
+            ("MEMBER_EXTERNAL_ID", EXTERNAL_ID),
+        ],
+    );
+
+    // 1. One batch: a new untagged instance in A, one in the own account, a tag change in B (no
+    //    role), a change in C (no member) and one in A in a region that is not scanned.
+    let run = api_call(
+        "e-a",
+        "RunInstances",
+        json!({"instancesSet": {"items": [{"imageId": image, "minCount": 1, "maxCount": 1}]}}),
+        json!({"instancesSet": {"items": [{"instanceId": a_bad}]}}),
+    );
+    let mut elsewhere = state_change("e-a-eu", &a_bad);
+    elsewhere["region"] = json!("eu-west-1");
+    let payload = batch(&[
+        ("m-1", from_account(&run, a)),
+        ("m-2", state_change("e-own", &own_bad).to_string()),
+        (
+            "m-3",
+            from_account(&tag_change("e-b", &b_bad, &["Owner"]), b),
+        ),
+        (
+            "m-4",
+            from_account(&state_change("e-c", "i-0123456789abcdef0"), c),
+        ),
+        ("m-5", from_account(&elsewhere, a)),
+    ]);
+    let response = invoke(port, &payload).expect("invoke");
+    assert_eq!(
+        failures(&response),
+        Vec::<String>::new(),
+        "a member without the role is recorded, not retried: {response}"
+    );
+    let key = new_key(&aws, bucket, &[]).await;
+    let r = read_event(&aws, bucket, &key).await;
+    let judged: Vec<(&str, &str, bool)> = r
+        .scan
+        .instances
+        .iter()
+        .map(|i| (i.instance_id.as_str(), i.account_id.as_str(), i.compliant))
+        .collect();
+    let mut expected = vec![(own_bad.as_str(), OWN, false), (a_bad.as_str(), a, false)];
+    expected.sort_by_key(|(_, account, _)| *account);
+    assert_eq!(judged, expected, "each instance with its own account");
+    let in_a = r
+        .scan
+        .instances
+        .iter()
+        .find(|i| i.instance_id == a_bad)
+        .unwrap();
+    assert_eq!(in_a.missing_tags, ["Owner", "CostCenter"]);
+    assert_eq!(
+        r.scan.account_id.as_deref(),
+        Some(OWN),
+        "the stack's account"
+    );
+    let events: Vec<(&str, &str, Vec<String>)> = r
+        .events
+        .iter()
+        .map(|e| {
+            (
+                e.change.id.as_str(),
+                e.change.account.as_str(),
+                e.judged.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("e-a", a, vec![a_bad.clone()]),
+            ("e-b", b, vec![]),
+            ("e-own", OWN, vec![own_bad.clone()]),
+        ]
+    );
+    // B: one error for the whole account, naming the role, in errors[] as a scan records it.
+    assert_eq!(r.scan.errors.len(), 1, "{:#?}", r.scan.errors);
+    let e = &r.scan.errors[0];
+    assert_eq!(
+        (
+            e.account_id.as_str(),
+            e.region.as_deref(),
+            e.operation.as_str()
+        ),
+        (b, None, "AssumeRole")
+    );
+    assert_eq!(e.code.as_deref(), Some("AccessDenied"));
+    assert!(
+        e.cause
+            .contains(&format!("arn:aws:iam::{b}:role/{MEMBER_ROLE}"))
+            && e.cause
+                .contains("not authorized to perform: sts:AssumeRole"),
+        "{}",
+        e.cause
+    );
+    // C and the unscanned region: dropped, each with its reason.
+    let dropped: Vec<(&str, &str)> = r
+        .dropped
+        .iter()
+        .map(|d| (d.message_id.as_str(), d.reason.as_str()))
+        .collect();
+    assert_eq!(
+        dropped,
+        [
+            (
+                "m-4",
+                "not judged: account 444444444444 is neither the function's own (123456789012) nor a member account"
+            ),
+            ("m-5", "not judged: region eu-west-1 is not scanned"),
+        ]
+    );
+    // Per account: the own, A (judged) and B (not read).
+    let accounts: Vec<(&str, u64, u64, u64)> = r
+        .scan
+        .summary
+        .accounts
+        .iter()
+        .map(|s| {
+            (
+                s.account_id.as_str(),
+                s.counts.scanned,
+                s.counts.non_compliant,
+                s.errors,
+            )
+        })
+        .collect();
+    assert_eq!(accounts, [(OWN, 1, 1, 0), (a, 1, 1, 0), (b, 0, 0, 1)]);
+    assert_eq!((r.scan.summary.scanned, r.findings), (2, 2));
+
+    // The alert names the member account on the change and the instance, and what was not read.
+    let sent = sent_notifications(&moto, &topic);
+    assert_eq!(sent.len(), 1);
+    let (subject, body) = &sent[0];
+    assert_eq!(
+        subject,
+        "[mev] 3 EC2 changes in 3 accounts: 2 instance(s) non-compliant"
+    );
+    for needle in [
+        format!("Changes in member account(s): {a}, {b}."),
+        format!("RunInstances in account {a} by arn:aws:iam::{a}:user/alice (event e-a)"),
+        format!("{a_bad} (account {a}, us-east-1, running)"),
+        format!("{own_bad} (us-east-1, running)"),
+        format!("-> not judged: account {b} could not be read there (below)"),
+        format!("- account {b} (every region): AssumeRole arn:aws:iam::{b}:role/{MEMBER_ROLE}"),
+    ] {
+        assert!(body.contains(&needle), "{needle} in:\n{body}");
+    }
+
+    // What the proxy saw: one AssumeRole per member, B's refused by its (missing) trust.
+    let counters = proxy.counters();
+    assert_eq!(
+        counters.requests.get("sts:AssumeRole"),
+        Some(&2),
+        "{:?}",
+        counters.requests
+    );
+    assert_eq!(
+        counters.assume_role_denied.keys().collect::<Vec<_>>(),
+        [&format!("arn:aws:iam::{b}:role/{MEMBER_ROLE}")]
+    );
+    let text = log_text(&log);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("member account not read") && l.contains(b)),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("record dropped") && l.contains("m-4")),
+        "{text}"
+    );
+    // ScanErrors joins the event series, not the Stack-only one the failure alarm watches.
+    let metrics = aws.metric_names(NAMESPACE).await;
+    assert!(
+        metrics.contains(&(
+            "ScanErrors".to_string(),
+            vec!["Stack=mev".to_string(), "Trigger=Event".to_string()]
+        )),
+        "{metrics:?}"
+    );
+    assert!(
+        !metrics.contains(&("ScanErrors".to_string(), vec!["Stack=mev".to_string()])),
+        "{metrics:?}"
+    );
+
+    // 2. A fixed in A: judged compliant with the cached credentials (no new AssumeRole), no
+    //    alert. B alone: stored with its error, not a failure, asked again (a role may appear).
+    let tag = |key: &str, value: &str| {
+        aws_sdk_ec2::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+    };
+    a_ec2
+        .create_tags()
+        .resources(&a_bad)
+        .tags(tag("Owner", "bo"))
+        .tags(tag("CostCenter", "cc"))
+        .send()
+        .await
+        .expect("tag in A");
+    let before = event_keys(&aws, bucket).await;
+    let fixed = from_account(
+        &tag_change("e-a-fixed", &a_bad, &["Owner", "CostCenter"]),
+        a,
+    );
+    let response = invoke(port, &batch(&[("m-6", fixed)])).expect("invoke");
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let r = read_event(&aws, bucket, &new_key(&aws, bucket, &before).await).await;
+    assert_eq!(r.scan.instances.len(), 1);
+    assert_eq!(r.scan.instances[0].account_id, a);
+    assert!(r.scan.instances[0].compliant);
+    assert_eq!(
+        proxy.counters().requests.get("sts:AssumeRole"),
+        Some(&2),
+        "A's credentials are cached across invocations"
+    );
+    assert_eq!(sent_notifications(&moto, &topic).len(), 1);
+
+    let before = event_keys(&aws, bucket).await;
+    let again = from_account(&tag_change("e-b-2", &b_bad, &["Owner"]), b);
+    let response = invoke(port, &batch(&[("m-7", again)])).expect("invoke");
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let r = read_event(&aws, bucket, &new_key(&aws, bucket, &before).await).await;
+    assert_eq!(r.scan.summary.scanned, 0);
+    assert_eq!(r.scan.errors.len(), 1);
+    assert_eq!(r.events[0].judged, Vec::<String>::new());
+    assert_eq!(proxy.counters().requests.get("sts:AssumeRole"), Some(&3));
+    assert_eq!(
+        sent_notifications(&moto, &topic).len(),
+        1,
+        "nothing found: no alert"
+    );
+    drop(function_guard);
+    drop(emulator_guard);
+
+    // 3. ORGANIZATION_ACCOUNTS: any other account is taken, and AssumeRole decides. C has no
+    //    role: recorded like B, not dropped; A is judged.
+    let (_emulator, port) = emulator();
+    let (_f, _log) = function(
+        &proxy.aws_env(),
+        port,
+        &[
+            ("BUCKET_NAME", bucket),
+            ("STACK_NAME", "mev-org"),
+            ("METRIC_NAMESPACE", NAMESPACE),
+            ("SCAN_REGIONS", "us-east-1"),
+            ("ORGANIZATION_ACCOUNTS", "true"),
+            ("MEMBER_EXTERNAL_ID", EXTERNAL_ID),
+        ],
+    );
+    let before = event_keys(&aws, bucket).await;
+    let payload = batch(&[
+        ("m-8", from_account(&state_change("e-a-org", &a_bad), a)),
+        (
+            "m-9",
+            from_account(&state_change("e-c-org", "i-0123456789abcdef0"), c),
+        ),
+    ]);
+    let response = invoke(port, &payload).expect("invoke");
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let r = read_event(&aws, bucket, &new_key(&aws, bucket, &before).await).await;
+    assert_eq!(r.dropped, []);
+    assert_eq!(r.scan.instances.len(), 1);
+    assert_eq!(r.scan.instances[0].account_id, a);
+    let errors: Vec<(&str, &str)> = r
+        .scan
+        .errors
+        .iter()
+        .map(|e| (e.account_id.as_str(), e.operation.as_str()))
+        .collect();
+    assert_eq!(errors, [(c, "AssumeRole")]);
 }
