@@ -8,7 +8,9 @@ use time::{Date, OffsetDateTime};
 
 use crate::config::Settings;
 use crate::dates::{day_prefix, format_date, generated_at};
-use crate::store::{list_keys, put, read_previous_report, read_scan_object, Bucket};
+use crate::store::{
+    list_keys, put, read_event_object, read_previous_report, read_scan_object, Bucket,
+};
 
 /// The AWS clients the reporter uses, built once per process (the Lambda function serves every
 /// invocation with them).
@@ -93,6 +95,18 @@ pub async fn make_report(
             Ok(scan) => acc.add_scan(key, &scan),
             Err(why) => {
                 tracing::warn!(key = %key, reason = %why, "skipping scan object");
+                acc.skip(key, &why);
+            }
+        }
+    }
+
+    // The event mode's results of the day, beside the scans.
+    let events = list_keys(b, &day_prefix("events", date)).await?;
+    for key in &events {
+        match read_event_object(b, key).await? {
+            Ok(record) => acc.add_event(&record),
+            Err(why) => {
+                tracing::warn!(key = %key, reason = %why, "skipping event result");
                 acc.skip(key, &why);
             }
         }

@@ -114,6 +114,21 @@ pub async fn read_scan_object(
     }
 }
 
+/// One stored event result (`events/...json`), or (inner `Err`) why the object cannot be used.
+pub async fn read_event_object(
+    b: Bucket<'_>,
+    key: &str,
+) -> Result<std::result::Result<report::events::EventRecord, String>> {
+    let Some(object) = get(b, key).await? else {
+        return Ok(Err("missing (listed, but gone when read)".to_string()));
+    };
+    decode_body(object.body, |r| {
+        serde_json::from_reader::<_, report::events::EventRecord>(r)
+            .map_err(|e| format!("not an event result: {e}"))
+    })
+    .await
+}
+
 /// The previous day's report, for the trend. A missing one (`NoSuchKey`) is simply the first day;
 /// one whose content is unusable is named among the skipped objects and the trend left out; one
 /// S3 does not serve is an error, as a report without its trend would stand for good.

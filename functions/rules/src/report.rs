@@ -6,6 +6,7 @@
 
 pub mod csv;
 mod decode;
+pub mod events;
 pub mod html;
 pub(crate) mod timestamp;
 
@@ -106,6 +107,10 @@ pub struct DailyReport {
     /// organisation scanning.
     #[serde(default)]
     pub accounts: Vec<AccountDay>,
+    /// The day's event-driven checks (`events/`), beside the scheduled scans. Empty in reports
+    /// written before event-driven checks existed.
+    #[serde(default)]
+    pub events: events::EventsDay,
 }
 
 /// One account over the day.
@@ -396,6 +401,7 @@ pub struct DayAccumulator {
     instances: HashMap<String, Track>,
     accounts: BTreeMap<String, AccountTrack>,
     skipped: Vec<SkippedObject>,
+    events: events::Tally,
 }
 
 impl DayAccumulator {
@@ -411,7 +417,13 @@ impl DayAccumulator {
             instances: HashMap::new(),
             accounts: BTreeMap::new(),
             skipped: Vec::new(),
+            events: events::Tally::default(),
         }
+    }
+
+    /// Folds one stored event result (`events/...json`) into the day's event-driven figures.
+    pub fn add_event(&mut self, record: &events::EventRecord) {
+        self.events.add(record);
     }
 
     /// Folds the scan's figures per account and region.
@@ -724,6 +736,7 @@ impl DayAccumulator {
             active_exemptions,
             expired_exemptions,
             accounts,
+            events: self.events.finish(),
         };
         report.message = message(&report);
         report
@@ -1091,6 +1104,7 @@ pub fn summary_body(r: &DailyReport, location: &str) -> String {
         }
     }
     body.push_str(&accounts_paragraph(r));
+    body.push_str(&events::paragraph(&r.events));
     body.push_str(&exemptions_paragraph(r));
     let several = r.accounts.len() > 1;
     let offenders: Vec<&InstanceDay> = r

@@ -75,6 +75,7 @@ pub fn render(r: &DailyReport) -> String {
         scans_table(&mut out, r);
     }
     accounts(&mut out, r);
+    events(&mut out, r);
     offenders(&mut out, r);
     exemptions(&mut out, r);
     became_compliant(&mut out, r);
@@ -332,6 +333,46 @@ fn scans_table(out: &mut String, r: &DailyReport) {
 
 /// Compliance by account and region, worst account first, when the day covered more than one
 /// account or one was not read whole.
+/// The day's event-driven checks: counts, delay from change to result, and the offenders.
+fn events(out: &mut String, r: &DailyReport) {
+    let e = &r.events;
+    if e.results == 0 {
+        return;
+    }
+    let _ = write!(
+        out,
+        "<h2>Event-driven checks</h2>\n<p id=\"events\">{} changes judged in {} batches, {} findings",
+        e.changes, e.results, e.findings
+    );
+    if let Some(l) = e.change_to_result {
+        let _ = write!(
+            out,
+            "; from change to stored result {:.0}&nbsp;s median, {:.0}&nbsp;s at most",
+            l.median_seconds, l.max_seconds
+        );
+    }
+    out.push_str(".</p>\n");
+    if e.offenders.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<table id=\"event-offenders\"><thead><tr><th>Instance</th><th>Account</th><th>Change</th>\
+         <th>By</th><th>At</th></tr></thead><tbody>\n",
+    );
+    for o in e.offenders.iter().take(MAX_ROWS) {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&o.instance_id),
+            escape(&o.account_id),
+            escape(&o.change),
+            escape(o.actor.as_deref().unwrap_or("unknown")),
+            escape(&o.time)
+        );
+    }
+    out.push_str("</tbody></table>\n");
+}
+
 fn accounts(out: &mut String, r: &DailyReport) {
     let broken = r.accounts.iter().any(|a| !a.not_scanned.is_empty());
     if r.accounts.len() < 2 && !broken {

@@ -9,6 +9,16 @@ pub struct Instant {
 }
 
 impl Instant {
+    /// Seconds since the Unix epoch.
+    pub fn secs(self) -> i64 {
+        self.secs
+    }
+
+    /// Nanoseconds beyond [`Instant::secs`].
+    pub fn nanos(self) -> u32 {
+        self.nanos
+    }
+
     /// Seconds since the start of its UTC day.
     pub fn seconds_of_day(self) -> u32 {
         self.secs.rem_euclid(86_400) as u32
