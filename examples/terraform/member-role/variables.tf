@@ -45,3 +45,43 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "forward_events" {
+  description = "Also forward this account's EC2 changes (the stack's change rule's event pattern) to the monitoring account's default event bus, so the scanner's event mode judges them within a minute: an EventBridge rule and target in the provider's region, the IAM role EventBridge uses for it, and ec2:DescribeNetworkInterfaces for the member role. Needs monitor_event_bus_arn, and the monitoring bus's policy must admit this account (docs/events.md)."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "monitor_event_bus_arn" {
+  description = "With forward_events: ARN of the default event bus in the account and region that run the compliance monitor, e.g. arn:aws:events:us-east-1:111111111111:event-bus/default."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.monitor_event_bus_arn == null || can(regex("^arn:aws(-cn|-us-gov)?:events:[a-z0-9-]+:[0-9]{12}:event-bus/default$", var.monitor_event_bus_arn))
+    error_message = "monitor_event_bus_arn must be a default event bus ARN, arn:<partition>:events:<region>:<12-digit account>:event-bus/default."
+  }
+}
+
+variable "forward_events_role_name" {
+  description = "With forward_events: name of the role EventBridge uses to put events on the monitoring bus."
+  type        = string
+  default     = "ComplianceForwardEvents"
+
+  validation {
+    condition     = can(regex("^[\\w+=,.@-]{1,64}$", var.forward_events_role_name))
+    error_message = "forward_events_role_name must be 1-64 letters, digits or + = , . @ _ - (IAM's rule for role names)."
+  }
+}
+
+variable "forward_events_rule_name" {
+  description = "With forward_events: name of the forwarding rule on this account's default bus."
+  type        = string
+  default     = "compliance-forward-changes"
+
+  validation {
+    condition     = can(regex("^[\\w.-]{1,64}$", var.forward_events_rule_name))
+    error_message = "forward_events_rule_name must be 1-64 letters, digits or . _ - (EventBridge's rule for rule names)."
+  }
+}

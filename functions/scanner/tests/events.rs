@@ -1172,3 +1172,102 @@ async fn member_account_changes_are_read_through_the_member_role() {
         .collect();
     assert_eq!(errors, [(c, "AssumeRole")]);
 }
+
+/// The JSON of the heredoc `<<-PATTERN ... PATTERN` in `text` (`what` names the file).
+fn heredoc_pattern(text: &str, what: &str) -> Value {
+    let start = text
+        .find("<<-PATTERN\n")
+        .unwrap_or_else(|| panic!("no <<-PATTERN in {what}"))
+        + "<<-PATTERN\n".len();
+    let end = start
+        + text[start..]
+            .find("PATTERN")
+            .unwrap_or_else(|| panic!("no closing PATTERN in {what}"));
+    serde_json::from_str(&text[start..end]).unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// Double-quoted literals of `text`, in order.
+fn quoted(text: &str) -> Vec<String> {
+    text.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The stack's change rule's pattern, read from the provider's source (`pattern()` and the
+/// `CLOUDTRAIL_CALLS` it names): the function's `json!` body is JSON but for that name.
+fn provider_pattern() -> Value {
+    let path = test_support::workspace_root().join("provider/src/aws/changes.rs");
+    let source = std::fs::read_to_string(&path).expect("read changes.rs");
+    let calls_at = source
+        .find("pub const CLOUDTRAIL_CALLS")
+        .expect("CLOUDTRAIL_CALLS in changes.rs");
+    let calls = &source[calls_at..];
+    let calls = &calls[calls.find('=').unwrap()..calls.find("];").unwrap()];
+    let calls = serde_json::to_string(&quoted(calls)).unwrap();
+    let body_at = source
+        .find("pub fn pattern() -> Value {")
+        .expect("pattern() in changes.rs");
+    let body = &source[body_at..];
+    let body = &body[body.find("json!(").unwrap() + "json!(".len()..body.find("\n}\n").unwrap()];
+    let body = body.trim_end().strip_suffix(')').expect("json!( ... )");
+    serde_json::from_str(&body.replace("CLOUDTRAIL_CALLS", &calls))
+        .unwrap_or_else(|e| panic!("pattern() is no longer JSON but for CLOUDTRAIL_CALLS: {e}"))
+}
+
+/// What a member account forwards (the member-role module, and the rule docs/events.md shows)
+/// is the stack's change rule's pattern, and the event mode reads every call it names.
+#[test]
+fn the_forwarding_rule_matches_the_change_rule() {
+    let root = test_support::workspace_root();
+    let expected = provider_pattern();
+    for file in [
+        "examples/terraform/member-role/forward_events.tf",
+        "docs/events.md",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).expect(file);
+        assert_eq!(heredoc_pattern(&text, file), expected, "{file}");
+    }
+    let names: Vec<&str> = expected["$or"][2]["detail"]["eventName"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(names, compliance_scanner::events::parse::API_CALLS);
+    assert_eq!(
+        expected["detail-type"],
+        json!([
+            compliance_scanner::events::parse::STATE_CHANGE,
+            compliance_scanner::events::parse::TAG_CHANGE,
+            compliance_scanner::events::parse::API_CALL
+        ])
+    );
+    // The module forwards with a role, and only when asked.
+    let module =
+        std::fs::read_to_string(root.join("examples/terraform/member-role/forward_events.tf"))
+            .expect("forward_events.tf");
+    for needle in [
+        "identifiers = [\"events.amazonaws.com\"]",
+        "actions   = [\"events:PutEvents\"]",
+        "resources = [var.monitor_event_bus_arn]",
+        "role_arn       = aws_iam_role.forward_events[0].arn",
+        "event_pattern  = local.change_pattern",
+    ] {
+        assert_eq!(module.matches(needle).count(), 1, "{needle}");
+    }
+    let resources = module.matches("\nresource \"").count();
+    assert_eq!(
+        module.matches("count = var.forward_events ? 1 : 0").count(),
+        resources + module.matches("\ndata \"").count(),
+        "every piece is made only with forward_events"
+    );
+    let variables =
+        std::fs::read_to_string(root.join("examples/terraform/member-role/variables.tf"))
+            .expect("variables.tf");
+    let forward = &variables[variables
+        .find("variable \"forward_events\"")
+        .expect("forward_events")..];
+    assert!(forward.contains("default     = false"), "{forward}");
+}
