@@ -358,13 +358,71 @@ async fn scans_a_mixed_fleet_across_vpcs_and_regions() {
         "ScanErrors",
         "ScannedInstances",
     ];
+    let stack_only: Vec<&str> = names
+        .iter()
+        .filter(|(_, d)| d == &["Stack=it"])
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(stack_only, expected_names);
+    // Two regions scanned: each (account, region) share has its percentage and offenders too.
+    let mut shares: Vec<(&str, Vec<String>)> = names
+        .iter()
+        .filter(|(_, d)| d != &["Stack=it"])
+        .map(|(n, d)| {
+            let mut d = d.clone();
+            d.sort();
+            (n.as_str(), d)
+        })
+        .collect();
+    shares.sort();
+    let share = |n: &'static str, region: &str| {
+        (
+            n,
+            vec![
+                "Account=123456789012".to_string(),
+                format!("Region={region}"),
+                "Stack=it".to_string(),
+            ],
+        )
+    };
     assert_eq!(
-        names.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-        expected_names
+        shares,
+        [
+            share("CompliancePercentage", "us-east-1"),
+            share("CompliancePercentage", "us-west-2"),
+            share("NonCompliantInstances", "us-east-1"),
+            share("NonCompliantInstances", "us-west-2"),
+        ],
+        "{names:?}"
     );
-    assert!(names.iter().all(|(_, d)| d == &["Stack=it"]), "{names:?}");
     let metric = |name: &'static str| aws.metric_value("ComplianceMonitoring", name, "it");
-    assert_eq!(metric("CompliancePercentage").await, Some(30.0));
+    let aws_ref = &aws;
+    let share_of = move |name: &'static str, region: &'static str| async move {
+        let dimensions = [
+            ("Stack", "it"),
+            ("Account", "123456789012"),
+            ("Region", region),
+        ];
+        aws_ref
+            .metric_value_with("ComplianceMonitoring", name, &dimensions)
+            .await
+    };
+    // The stack's 30 % is in the run report above; moto reads a Stack-only query across the
+    // shares too (CloudWatch would not), so the shares are read by their own dimensions.
+    let east = share_of("CompliancePercentage", "us-east-1").await.unwrap();
+    assert!((east - 200.0 / 9.0).abs() < 1e-9, "{east}");
+    assert_eq!(
+        share_of("CompliancePercentage", "us-west-2").await,
+        Some(100.0)
+    );
+    assert_eq!(
+        share_of("NonCompliantInstances", "us-east-1").await,
+        Some(7.0)
+    );
+    assert_eq!(
+        share_of("NonCompliantInstances", "us-west-2").await,
+        Some(0.0)
+    );
     assert_eq!(metric("NonCompliantInstances").await, Some(7.0));
     assert_eq!(metric("ExemptInstances").await, Some(1.0));
     assert_eq!(metric("OpenSecurityGroupRules").await, Some(5.0));

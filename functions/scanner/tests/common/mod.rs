@@ -107,6 +107,20 @@ impl Aws {
 
     /// The latest value of a metric with dimension Stack=stack.
     pub async fn metric_value(&self, namespace: &str, name: &str, stack: &str) -> Option<f64> {
+        self.metric_value_with(namespace, name, &[("Stack", stack)])
+            .await
+    }
+
+    /// The largest value of a metric with these dimensions in the last hour. moto matches every
+    /// metric whose dimensions include these (CloudWatch matches them exactly), so a query of
+    /// `Stack` alone also reads the per-(account, region) shares of the same name.
+    pub async fn metric_value_with(
+        &self,
+        namespace: &str,
+        name: &str,
+        dimensions: &[(&str, &str)],
+    ) -> Option<f64> {
+        let stack = dimensions;
         let now = aws_smithy_types::DateTime::from_secs(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -119,12 +133,17 @@ impl Aws {
             .get_metric_statistics()
             .namespace(namespace)
             .metric_name(name)
-            .dimensions(
-                aws_sdk_cloudwatch::types::Dimension::builder()
-                    .name("Stack")
-                    .value(stack)
-                    .build(),
-            )
+            .set_dimensions(Some(
+                stack
+                    .iter()
+                    .map(|(k, v)| {
+                        aws_sdk_cloudwatch::types::Dimension::builder()
+                            .name(*k)
+                            .value(*v)
+                            .build()
+                    })
+                    .collect(),
+            ))
             .start_time(aws_smithy_types::DateTime::from_secs(now.secs() - hour))
             .end_time(aws_smithy_types::DateTime::from_secs(now.secs() + hour))
             .period(7200)
