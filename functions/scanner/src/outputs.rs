@@ -186,12 +186,14 @@ mod share_tests {
     #[test]
     fn each_account_and_region_gets_its_own_series_only_when_there_are_several() {
         let at = OffsetDateTime::UNIX_EPOCH;
-        let mut summary = Summary::default();
-        summary.accounts = vec![AccountSummary {
-            account_id: "111111111111".into(),
-            regions: vec![share("us-east-1", 50.0)],
-            ..AccountSummary::default()
-        }];
+        let mut summary = Summary {
+            accounts: vec![AccountSummary {
+                account_id: "111111111111".into(),
+                regions: vec![share("us-east-1", 50.0)],
+                ..AccountSummary::default()
+            }],
+            ..Summary::default()
+        };
         assert!(share_metric_data(&summary, "dev", at).is_empty());
         summary.accounts[0].regions.push(share("eu-west-1", 100.0));
         let data = share_metric_data(&summary, "dev", at);

@@ -39,10 +39,23 @@ pub struct Query {
     pub id: String,
     /// The expression, for the query the alarm compares.
     pub expression: Option<String>,
-    /// Namespace, name, dimensions and statistic of a metric query.
-    pub metric: Option<(String, String, Vec<(String, String)>, String)>,
+    /// The metric of a metric query.
+    pub metric: Option<QueryMetric>,
     /// The alarm compares this query.
     pub returned: bool,
+}
+
+/// Namespace, name, dimensions and statistic of a metric query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryMetric {
+    /// Namespace.
+    pub namespace: String,
+    /// Metric name.
+    pub name: String,
+    /// Dimensions, name and value.
+    pub dimensions: Vec<(String, String)>,
+    /// Statistic (`Sum`).
+    pub stat: String,
 }
 
 impl Query {
@@ -50,12 +63,12 @@ impl Query {
         Query {
             id: id.into(),
             expression: None,
-            metric: Some((
-                namespace.into(),
-                name.into(),
-                vec![(dimension.0.into(), dimension.1.into())],
-                "Sum".into(),
-            )),
+            metric: Some(QueryMetric {
+                namespace: namespace.into(),
+                name: name.into(),
+                dimensions: vec![(dimension.0.into(), dimension.1.into())],
+                stat: "Sum".into(),
+            }),
             returned: false,
         }
     }
@@ -63,9 +76,20 @@ impl Query {
     fn written(&self) -> String {
         match (&self.expression, &self.metric) {
             (Some(e), _) => format!("{} = {e}", self.id),
-            (None, Some((ns, name, dims, stat))) => {
-                let dims: Vec<String> = dims.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                format!("{} = {stat} of {ns} {name} {}", self.id, dims.join(","))
+            (None, Some(m)) => {
+                let dims: Vec<String> = m
+                    .dimensions
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                format!(
+                    "{} = {} of {} {} {}",
+                    self.id,
+                    m.stat,
+                    m.namespace,
+                    m.name,
+                    dims.join(",")
+                )
             }
             (None, None) => format!("{} = (nothing)", self.id),
         }
@@ -78,12 +102,13 @@ impl Query {
         if let Some(e) = &self.expression {
             q = q.expression(e);
         }
-        if let Some((ns, name, dims, stat)) = &self.metric {
+        if let Some(m) = &self.metric {
             let metric = Metric::builder()
-                .namespace(ns)
-                .metric_name(name)
+                .namespace(&m.namespace)
+                .metric_name(&m.name)
                 .set_dimensions(Some(
-                    dims.iter()
+                    m.dimensions
+                        .iter()
                         .map(|(k, v)| Dimension::builder().name(k).value(v).build())
                         .collect(),
                 ))
@@ -92,7 +117,7 @@ impl Query {
                 MetricStat::builder()
                     .metric(metric)
                     .period(PERIOD)
-                    .stat(stat)
+                    .stat(&m.stat)
                     .build(),
             );
         }
@@ -105,10 +130,10 @@ impl Query {
             expression: q.expression().map(str::to_string),
             metric: q.metric_stat().and_then(|m| {
                 let metric = m.metric()?;
-                Some((
-                    metric.namespace().unwrap_or_default().to_string(),
-                    metric.metric_name().unwrap_or_default().to_string(),
-                    metric
+                Some(QueryMetric {
+                    namespace: metric.namespace().unwrap_or_default().to_string(),
+                    name: metric.metric_name().unwrap_or_default().to_string(),
+                    dimensions: metric
                         .dimensions()
                         .iter()
                         .map(|d| {
@@ -118,8 +143,8 @@ impl Query {
                             )
                         })
                         .collect(),
-                    m.stat().unwrap_or_default().to_string(),
-                ))
+                    stat: m.stat().unwrap_or_default().to_string(),
+                })
             }),
             // CloudWatch leaves ReturnData out when it is true.
             returned: q.return_data() != Some(false),

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, BucketVersioningStatus, CreateBucketConfiguration, Delete,
-    ExpirationStatus, LifecycleRule, LifecycleRuleFilter, ObjectIdentifier,
-    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging, Transition,
-    TransitionStorageClass, VersioningConfiguration,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketVersioningStatus,
+    CreateBucketConfiguration, Delete, ExpirationStatus, LifecycleRule, LifecycleRuleFilter,
+    ObjectIdentifier, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    Tag, Tagging, Transition, TransitionStorageClass, VersioningConfiguration,
 };
 
 use tokio_util::sync::CancellationToken;
@@ -29,6 +29,9 @@ pub struct Observed {
     pub versioning: bool,
     /// Days of the Glacier transition rule, if the rule is there and enabled (and expires nothing).
     pub glacier_days: Option<i32>,
+    /// Days after which the lifecycle rule aborts an incomplete multipart upload (a scanner
+    /// stopped mid-upload leaves its parts, which are billed and invisible otherwise).
+    pub abort_incomplete_days: Option<i32>,
     /// All four public-access blocks are on.
     pub public_access_blocked: bool,
     /// Default encryption is configured.
@@ -40,6 +43,9 @@ pub struct Observed {
 }
 
 const LIFECYCLE_RULE_ID: &str = "transition-to-glacier";
+
+/// An incomplete multipart upload older than this is aborted by the lifecycle rule.
+pub const ABORT_INCOMPLETE_DAYS: i32 = 1;
 
 /// The TLS-only bucket policy.
 pub fn policy(d: &Desired) -> serde_json::Value {
@@ -128,6 +134,15 @@ async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
     };
     let lifecycle = absent_if(lifecycle, codes::S3_NO_LIFECYCLE)
         .map_err(|e| PieceError::aws(&p, "reading the lifecycle of", e))?;
+    let abort_incomplete_days = lifecycle.as_ref().and_then(|l| {
+        l.rules()
+            .iter()
+            .filter(|r| r.status() == &ExpirationStatus::Enabled)
+            .find_map(|r| {
+                r.abort_incomplete_multipart_upload()?
+                    .days_after_initiation()
+            })
+    });
     let glacier_days = lifecycle.and_then(|l| {
         l.rules().iter().find_map(|r| {
             let enabled = r.status() == &ExpirationStatus::Enabled && r.expiration().is_none();
@@ -168,6 +183,7 @@ async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
     Ok(Found::Present(Observed {
         versioning,
         glacier_days,
+        abort_incomplete_days,
         public_access_blocked,
         encrypted,
         tls_only,
@@ -189,6 +205,13 @@ fn drift(d: &Desired, found: &Found<Observed>) -> Vec<Difference> {
         "Glacier transition days",
         &o.glacier_days,
         &Some(d.glacier_transition_days),
+    );
+    compare(
+        &mut out,
+        &p,
+        "abort incomplete uploads days",
+        &o.abort_incomplete_days,
+        &Some(ABORT_INCOMPLETE_DAYS),
     );
     compare(
         &mut out,
@@ -294,11 +317,18 @@ async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(),
             .await
             .map_err(|e| PieceError::aws(&p, "enabling versioning on", e))?;
     }
-    if o.glacier_days != Some(d.glacier_transition_days) {
+    if o.glacier_days != Some(d.glacier_transition_days)
+        || o.abort_incomplete_days != Some(ABORT_INCOMPLETE_DAYS)
+    {
         let rule = LifecycleRule::builder()
             .id(LIFECYCLE_RULE_ID)
             .status(ExpirationStatus::Enabled)
             .filter(LifecycleRuleFilter::builder().prefix("").build())
+            .abort_incomplete_multipart_upload(
+                AbortIncompleteMultipartUpload::builder()
+                    .days_after_initiation(ABORT_INCOMPLETE_DAYS)
+                    .build(),
+            )
             .transitions(
                 Transition::builder()
                     .days(d.glacier_transition_days)

@@ -69,7 +69,8 @@ impl Role {
         let statements = match self {
             Role::Scanner => vec![
                 json!({"Sid": "DescribeFleet", "Effect": "Allow", "Action": ["ec2:DescribeInstances", "ec2:DescribeSecurityGroups", "ec2:DescribeRegions"], "Resource": "*"}),
-                json!({"Sid": "StoreScans", "Effect": "Allow", "Action": "s3:PutObject", "Resource": d.bucket_arn("/scans/*"), "Condition": own_account}),
+                // A large result is a multipart upload, aborted when it fails.
+                json!({"Sid": "StoreScans", "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"], "Resource": d.bucket_arn("/scans/*"), "Condition": own_account}),
                 json!({
                     "Sid": "PublishMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
                     "Condition": {"StringEquals": {"cloudwatch:namespace": d.names.metric_namespace}}

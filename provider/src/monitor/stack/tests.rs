@@ -14,6 +14,7 @@ impl Observed {
             bucket: Found::Present(bucket::Observed {
                 versioning: true,
                 glacier_days: Some(d.glacier_transition_days),
+                abort_incomplete_days: Some(bucket::ABORT_INCOMPLETE_DAYS),
                 public_access_blocked: true,
                 encrypted: true,
                 tls_only: true,
