@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
+use aws_sdk_eventbridge::types::RuleState;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -71,25 +71,8 @@ async fn read(c: &Clients, d: &Desired) -> Result<Found<Observed>, PieceError> {
         Err(e) if is_code(&e, codes::EVENTS_NOT_FOUND) => return Ok(Found::Missing),
         Err(e) => return Err(PieceError::aws(p, "reading", e)),
     };
-    let (targets, tags) = futures::join!(
-        c.events.list_targets_by_rule().rule(name).send(),
-        c.events
-            .list_tags_for_resource()
-            .resource_arn(d.change_rule_arn())
-            .send(),
-    );
-    let targets = targets
-        .map_err(|e| PieceError::aws(&p, "listing targets of", e))?
-        .targets()
-        .iter()
-        .map(|t| t.arn().to_string())
-        .collect();
-    let tags = tags
-        .map_err(|e| PieceError::aws(&p, "reading the tags of", e))?
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let (targets, tags) =
+        super::eventbridge::targets_and_tags(c, &p, name, &d.change_rule_arn()).await?;
     Ok(Found::Present(Observed {
         pattern: rule
             .event_pattern()
@@ -131,11 +114,6 @@ async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(),
     let p = ChangeRule.label(d);
     let blank = Observed::default();
     let o = found.present().unwrap_or(&blank);
-    let tags: Vec<Tag> = d
-        .tags
-        .iter()
-        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-        .collect();
     if found.present().is_none() || o.pattern != pattern() || !o.enabled {
         c.events
             .put_rule()
@@ -146,72 +124,29 @@ async fn ensure(c: &Clients, d: &Desired, found: &Found<Observed>) -> Result<(),
                 "Changes that can break compliance, for {}.",
                 d.names.scanner
             ))
-            .set_tags(found.present().is_none().then_some(tags.clone()))
+            .set_tags(
+                found
+                    .present()
+                    .is_none()
+                    .then(|| super::eventbridge::tags(&d.tags)),
+            )
             .send()
             .await
             .map_err(|e| PieceError::aws(&p, "writing", e))?;
     }
     if found.present().is_some() {
-        let arn = d.change_rule_arn();
-        super::retag(
-            &p,
-            &o.tags,
-            &d.tags,
-            || {
-                c.events
-                    .tag_resource()
-                    .resource_arn(&arn)
-                    .set_tags(Some(tags))
-                    .send()
-            },
-            |keys| {
-                c.events
-                    .untag_resource()
-                    .resource_arn(&arn)
-                    .set_tag_keys(Some(keys))
-                    .send()
-            },
-        )
-        .await?;
+        super::eventbridge::retag(c, &p, &d.change_rule_arn(), &o.tags, &d.tags).await?;
     }
     let queue = d.queue_arn(Queue::Events.name(d));
     if o.targets != vec![queue.clone()] {
-        let target = Target::builder()
-            .id(TARGET_ID)
-            .arn(&queue)
-            .build()
-            .map_err(|e| PieceError::new(&p, "targeting", e.to_string()))?;
-        c.events
-            .put_targets()
-            .rule(name)
-            .targets(target)
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "setting the target of", e))?;
+        super::eventbridge::set_target(c, &p, name, TARGET_ID, &queue).await?;
     }
     Ok(())
 }
 
 async fn delete(c: &Clients, d: &Desired) -> Result<(), PieceError> {
-    let name = &d.names.change_rule;
     let p = ChangeRule.label(d);
-    match c
-        .events
-        .remove_targets()
-        .rule(name)
-        .ids(TARGET_ID)
-        .send()
-        .await
-    {
-        Ok(_) => {}
-        Err(e) if is_code(&e, codes::EVENTS_NOT_FOUND) => return Ok(()),
-        Err(e) => return Err(PieceError::aws(p, "removing the target of", e)),
-    }
-    match c.events.delete_rule().name(name).send().await {
-        Ok(_) => Ok(()),
-        Err(e) if is_code(&e, codes::EVENTS_NOT_FOUND) => Ok(()),
-        Err(e) => Err(PieceError::aws(p, "deleting", e)),
-    }
+    super::eventbridge::delete(c, &p, &d.names.change_rule, TARGET_ID).await
 }
 
 impl Piece for ChangeRule {

@@ -10,6 +10,7 @@ pub mod changes;
 pub mod dashboard;
 pub mod errors;
 pub mod event_source;
+pub mod eventbridge;
 pub mod functions;
 pub mod hcl;
 pub mod log_groups;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
+use aws_sdk_eventbridge::types::RuleState;
 use tokio_util::sync::CancellationToken;
 
 use super::functions::Function;
@@ -61,20 +61,12 @@ async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observed>, 
         Err(e) if is_code(&e, codes::EVENTS_NOT_FOUND) => return Ok(Found::Missing),
         Err(e) => return Err(PieceError::aws(p, "reading", e)),
     };
-    let (targets, policy, tags) = futures::join!(
-        c.events.list_targets_by_rule().rule(name).send(),
+    let arn = rule_arn(d, f);
+    let (targets_tags, policy) = futures::join!(
+        super::eventbridge::targets_and_tags(c, &p, name, &arn),
         c.lambda.get_policy().function_name(name).send(),
-        c.events
-            .list_tags_for_resource()
-            .resource_arn(rule_arn(d, f))
-            .send(),
     );
-    let targets = targets
-        .map_err(|e| PieceError::aws(&p, "listing targets of", e))?
-        .targets()
-        .iter()
-        .map(|t| t.arn().to_string())
-        .collect();
+    let (targets, tags) = targets_tags?;
     let rule_arn = rule
         .arn()
         .map(str::to_string)
@@ -91,12 +83,6 @@ async fn read(c: &Clients, d: &Desired, f: Function) -> Result<Found<Observed>, 
         Err(e) if is_code(&e, codes::LAMBDA_NOT_FOUND) => false,
         Err(e) => return Err(PieceError::aws(&p, "reading the invoke permission of", e)),
     };
-    let tags = tags
-        .map_err(|e| PieceError::aws(&p, "reading the tags of", e))?
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
     Ok(Found::Present(Observed {
         expression: rule.schedule_expression().unwrap_or_default().to_string(),
         enabled: rule.state() == Some(&RuleState::Enabled),
@@ -144,11 +130,6 @@ async fn ensure(
     let p = Schedule(f).label(d);
     let blank = Observed::default();
     let o = found.present().unwrap_or(&blank);
-    let tags: Vec<Tag> = d
-        .tags
-        .iter()
-        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-        .collect();
     let function_arn = d.function_arn(name);
     let rule_changed = found.present().is_none() || o.expression != expression(d, f) || !o.enabled;
     let rule_arn = if rule_changed {
@@ -158,7 +139,12 @@ async fn ensure(
             .schedule_expression(expression(d, f))
             .state(RuleState::Enabled)
             .description(format!("Runs {name}."))
-            .set_tags(found.present().is_none().then_some(tags.clone()))
+            .set_tags(
+                found
+                    .present()
+                    .is_none()
+                    .then(|| super::eventbridge::tags(&d.tags)),
+            )
             .send()
             .await
             .map_err(|e| PieceError::aws(&p, "writing", e))?
@@ -168,40 +154,10 @@ async fn ensure(
         rule_arn(d, f)
     };
     if found.present().is_some() {
-        super::retag(
-            &p,
-            &o.tags,
-            &d.tags,
-            || {
-                c.events
-                    .tag_resource()
-                    .resource_arn(&rule_arn)
-                    .set_tags(Some(tags))
-                    .send()
-            },
-            |keys| {
-                c.events
-                    .untag_resource()
-                    .resource_arn(&rule_arn)
-                    .set_tag_keys(Some(keys))
-                    .send()
-            },
-        )
-        .await?;
+        super::eventbridge::retag(c, &p, &rule_arn, &o.tags, &d.tags).await?;
     }
     if o.targets != vec![function_arn.clone()] {
-        let target = Target::builder()
-            .id(TARGET_ID)
-            .arn(&function_arn)
-            .build()
-            .map_err(|e| PieceError::new(&p, "targeting", e.to_string()))?;
-        c.events
-            .put_targets()
-            .rule(name)
-            .targets(target)
-            .send()
-            .await
-            .map_err(|e| PieceError::aws(&p, "setting the target of", e))?;
+        super::eventbridge::set_target(c, &p, name, TARGET_ID, &function_arn).await?;
     }
     if !o.permitted {
         // Replace a stale statement (e.g. for another rule ARN) rather than fail on the id.
@@ -240,25 +196,8 @@ async fn ensure(
 
 /// Removes the targets and the rule (the permission goes with the function). Missing is fine.
 async fn delete(c: &Clients, d: &Desired, f: Function) -> Result<(), PieceError> {
-    let name = f.name(d);
     let p = Schedule(f).label(d);
-    match c
-        .events
-        .remove_targets()
-        .rule(name)
-        .ids(TARGET_ID)
-        .send()
-        .await
-    {
-        Ok(_) => {}
-        Err(e) if is_code(&e, codes::EVENTS_NOT_FOUND) => return Ok(()),
-        Err(e) => return Err(PieceError::aws(p, "removing the target of", e)),
-    }
-    match c.events.delete_rule().name(name).send().await {
-        Ok(_) => Ok(()),
-        Err(e) if is_code(&e, codes::EVENTS_NOT_FOUND) => Ok(()),
-        Err(e) => Err(PieceError::aws(p, "deleting", e)),
-    }
+    super::eventbridge::delete(c, &p, f.name(d), TARGET_ID).await
 }
 
 impl Piece for Schedule {
