@@ -864,7 +864,8 @@ async fn update_meets_foreign(kind: Kind, s: &str) {
     let w = stack_workdir(&aws, &format!("foreign-{s}"), &stack_config(&aws, s, ""));
     let out = apply(&w);
     assert!(out.status.success(), "create:\n{}", text(&out));
-    assert_eq!(pieces(&aws.moto, s).await.len(), 15, "the whole stack");
+    // Fifteen pieces, and the four event-driven ones (event_driven is on by default).
+    assert_eq!(pieces(&aws.moto, s).await.len(), 19, "the whole stack");
     kind.delete_the_stacks(&cfg, s).await;
     kind.make(&cfg, s, None).await;
     let before = kind.snapshot(&cfg, s).await;
