@@ -225,32 +225,25 @@ impl Alarm {
     /// The alarm as a read finds it when it is as the stack wants it.
     pub fn wanted(self, d: &Desired) -> Observed {
         let queries = self.queries(d);
-        if !queries.is_empty() {
-            return Observed {
-                namespace: None,
-                metric: None,
-                threshold: Some(self.threshold(d)),
-                comparison: Some(self.comparison().as_str().to_string()),
-                dimensions: Vec::new(),
-                actions: vec![d.topic_arn()],
-                actions_enabled: true,
-                tags: d.tags.clone(),
-                queries,
-            };
-        }
+        // A metric-math alarm names its metrics in its queries, not at the top.
+        let single = queries.is_empty();
         Observed {
-            namespace: Some(NAMESPACE.to_string()),
-            metric: Some(self.metric().to_string()),
+            namespace: single.then(|| NAMESPACE.to_string()),
+            metric: single.then(|| self.metric().to_string()),
             threshold: Some(self.threshold(d)),
             comparison: Some(self.comparison().as_str().to_string()),
-            dimensions: vec![(
-                "FunctionName".to_string(),
-                self.function.name(d).to_string(),
-            )],
+            dimensions: if single {
+                vec![(
+                    "FunctionName".to_string(),
+                    self.function.name(d).to_string(),
+                )]
+            } else {
+                Vec::new()
+            },
             actions: vec![d.topic_arn()],
             actions_enabled: true,
             tags: d.tags.clone(),
-            queries: Vec::new(),
+            queries,
         }
     }
 }
